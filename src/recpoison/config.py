@@ -1,0 +1,104 @@
+"""Typed, validated hyper-parameters for every component.
+
+Each component declares a frozen dataclass ``Config`` whose defaults are the papers' settings.
+:func:`build_config` turns user input (keyword arguments, YAML, CLI ``--param k=v``) into that
+dataclass, rejecting unknown keys and values of the wrong type with an error that names the field,
+the value and what is allowed (DESIGN.md: "unknown config keys silently dropped" is a pitfall of peers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+
+def _allowed_types(tp: Any) -> tuple[type, ...] | None:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        out: list[type] = []
+        for arg in typing.get_args(tp):
+            sub = _allowed_types(arg)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return tuple(out)
+    if origin is typing.Literal:
+        return None
+    if tp is float:
+        return (float, int)
+    if tp is type(None) or tp is None:
+        return (type(None),)
+    if isinstance(tp, type):
+        return (tp,)
+    return None  # generic containers etc.: checked by the component
+
+
+def _coerce(owner: str, name: str, tp: Any, value: Any) -> Any:
+    if typing.get_origin(tp) is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{owner}: {name}={value!r} is not allowed; use one of {list(allowed)}")
+        return value
+    allowed = _allowed_types(tp)
+    if allowed is None:
+        return value
+    if isinstance(value, bool) and bool not in allowed:
+        raise ConfigError(f"{owner}: {name}={value!r} must be {_type_name(tp)}, not a boolean")
+    if isinstance(value, str) and str not in allowed:
+        # values from the command line arrive as strings
+        for kind in allowed:
+            if kind in (int, float):
+                try:
+                    return kind(value)
+                except ValueError:
+                    continue
+            if kind is bool and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{owner}: {name}={value!r} must be {_type_name(tp)}")
+    if not isinstance(value, allowed):
+        raise ConfigError(f"{owner}: {name}={value!r} must be {_type_name(tp)}")
+    if float in allowed and isinstance(value, int) and int not in allowed:
+        return float(value)
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def build_config(cls: type, params: Mapping[str, Any] | None, owner: str) -> Any:
+    """Validate ``params`` into the frozen dataclass ``cls``.
+
+    Unknown keys and wrongly typed values raise :class:`ConfigError` naming ``owner``.
+    """
+    params = dict(params or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{owner}: unknown parameter {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(fields) or '(none)'}"
+        )
+    coerced = {k: _coerce(owner, k, hints[k], v) for k, v in params.items()}
+    try:
+        return cls(**coerced)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{owner}: {exc}") from None
+
+
+def check(cond: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``cond`` (for ``__post_init__``)."""
+    if not cond:
+        raise ConfigError(message)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(config)
