@@ -1,0 +1,219 @@
+"""Command line: ``recpoison list | run | demo`` (Typer + Rich).
+
+User errors (:class:`recpoison.errors.RecPoisonError`) are printed as one line on stderr, without a
+traceback, and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, RecPoisonError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="recpoison: attack, detect and defend recommender systems against data poisoning.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn user-facing errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RecPoisonError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def parse_params(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["d=32", "reg=0.1"]`` -> ``{"d": "32", "reg": "0.1"}`` (typed later by the component)."""
+    out_: dict[str, Any] = {}
+    for p in pairs or []:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--{what}-param {p!r}: write it as NAME=VALUE, e.g. --{what}-param d=32")
+        out_[key.strip()] = value.strip()
+    return out_
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.{digits}f}"
+    return str(x)
+
+
+# ---------------------------------------------------------------------------------------- list
+@app.command("list")
+@user_errors
+def list_cmd() -> None:
+    """List the data sets, victims and attacks, each with its paper."""
+    from . import attacks, datasets, victims
+
+    for title, rows in (
+        ("Data sets", [(n, p, s) for n, p, s in datasets.list_datasets()]),
+        ("Victims", [(e.name, e.paper, e.summary) for e in victims.VICTIMS]),
+        ("Attacks", [(e.name, e.paper, e.summary) for e in attacks.ATTACKS]),
+    ):
+        t = Table(title=title, title_justify="left")
+        for col in ("name", "paper / source", "what it is"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(*r)
+        out.print(t)
+
+
+# ---------------------------------------------------------------------------------------- run
+def _spec(**kw):
+    from .pipeline import CellSpec
+
+    try:
+        return CellSpec(**kw)
+    except TypeError as exc:  # pragma: no cover - programming error
+        raise ConfigError(str(exc)) from None
+
+
+def _result_table(res: dict[str, Any], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("metric")
+    t.add_column("before attack", justify="right")
+    t.add_column("after attack", justify="right")
+    k = res["k"]
+    t.add_row(f"target HR@{k} (mean of {len(res['targets'])})", fmt(res["hr_before"]), fmt(res["hr_after"]))
+    t.add_row(f"accuracy HR@{k} (leave-one-out)", fmt(res["accuracy_before"]["hr"]), fmt(res["accuracy_after"]["hr"]))
+    t.add_row(f"accuracy NDCG@{k}", fmt(res["accuracy_before"]["ndcg"]), fmt(res["accuracy_after"]["ndcg"]))
+    return t
+
+
+@app.command("run")
+@user_errors
+def run_cmd(
+    dataset: str = typer.Option("ml-100k", help="Data set name (see `recpoison list`) or a ratings file."),
+    victim: str = typer.Option("mf", help="Victim recommender."),
+    attack: str = typer.Option("random", help="Attack."),
+    attack_size: float = typer.Option(0.03, help="Fake users as a fraction of normal users, in (0, 1]."),
+    filler: int = typer.Option(20, help="Filler items per fake user (n)."),
+    targets: int = typer.Option(5, help="Number of target items (promoted together)."),
+    k: int = typer.Option(10, "--k", help="Length of the top-K lists."),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    target_strategy: str = typer.Option("random", help="random | unpopular"),
+    victim_param: Optional[List[str]] = typer.Option(None, help="Victim hyper-parameter NAME=VALUE (repeatable)."),
+    attack_param: Optional[List[str]] = typer.Option(None, help="Attack hyper-parameter NAME=VALUE (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Attack one victim on one data set and print target HR@K and accuracy before / after."""
+    from .pipeline import run_cell
+
+    spec = _spec(
+        dataset=dataset,
+        victim=victim,
+        attack=attack,
+        attack_size=attack_size,
+        n_filler=filler,
+        n_targets=targets,
+        k=k,
+        seed=seed,
+        target_strategy=target_strategy,
+        victim_params=parse_params(victim_param, "victim"),
+        attack_params=parse_params(attack_param, "attack"),
+    )
+    t0 = time.perf_counter()
+    res = run_cell(spec)
+    res["seconds"]["total"] = round(time.perf_counter() - t0, 4)
+    if as_json:
+        sys.stdout.write(json.dumps(res) + "\n")
+        return
+    title = (
+        f"{res['attack']} on {res['victim']} / {res['dataset']}: {res['n_fake']} fake users "
+        f"({res['attack_size']:.1%}), {res['n_filler']} fillers, targets {res['targets']}, seed {res['seed']}"
+    )
+    out.print(_result_table(res, title))
+    out.print(f"time: {res['seconds']['total']:.1f} s  ({', '.join(f'{s} {v:.2f}' for s, v in res['seconds'].items() if s != 'total')})")
+
+
+# ---------------------------------------------------------------------------------------- demo
+DEMO_ATTACKS = ("none", "random", "average", "bandwagon", "popular")
+DEMO_SIZES = (0.01, 0.03)
+
+
+@app.command("demo")
+@user_errors
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="Folder for the results."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """Run the demo grid on ML-100K: mf x {none, random, average, bandwagon, popular} x {1%, 3%}, 5 targets."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from . import datasets
+    from .pipeline import CellCache, run_cell
+
+    specs = [
+        _spec(dataset="ml-100k", victim="mf", attack=a, attack_size=s, n_filler=20, n_targets=5, k=10, seed=seed)
+        for a in DEMO_ATTACKS
+        for s in DEMO_SIZES
+    ]
+    with err.status("obtaining MovieLens-100K (cache, GroupLens, or the PyPI fallback)..."):
+        data = datasets.load("ml-100k")
+    cache = CellCache()
+    cache.get(("data", "ml-100k"), lambda: data)
+    rows = []
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err
+    ) as bar:
+        task = bar.add_task("demo cells", total=len(specs))
+        for spec in specs:
+            bar.update(task, description=f"{spec.attack:>9} {spec.attack_size:.0%}")
+            rows.append(run_cell(spec, cache))
+            bar.advance(task)
+    total = time.perf_counter() - t0
+    t = Table(title=f"Demo: MF on ML-100K, 5 random targets, 20 fillers, seed {seed} — target HR@10 (accuracy HR@10)", title_justify="left")
+    t.add_column("attack")
+    for s in DEMO_SIZES:
+        t.add_column(f"{s:.0%} fake users", justify="right")
+    for a in DEMO_ATTACKS:
+        cells = [r for r in rows if r["attack"] == a]
+        t.add_row(a, *[f"{fmt(r['hr_after'])} ({fmt(r['accuracy_after']['hr'], 3)})" for r in cells])
+    out.print(t)
+    run_dir = out_dir / time.strftime("demo-%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    flat_keys = ["dataset", "victim", "attack", "attack_size", "n_fake", "n_filler", "k", "seed", "hr_before", "hr_after"]
+    with open(run_dir / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(flat_keys + ["acc_hr_before", "acc_hr_after", "acc_ndcg_before", "acc_ndcg_after", "targets", "seconds"])
+        for r in rows:
+            w.writerow(
+                [r[k_] for k_ in flat_keys]
+                + [r["accuracy_before"]["hr"], r["accuracy_after"]["hr"], r["accuracy_before"]["ndcg"], r["accuracy_after"]["ndcg"]]
+                + [" ".join(map(str, r["targets"])), sum(r["seconds"].values())]
+            )
+    out.print(f"{len(rows)} cells in {total:.1f} s; results written to {run_dir}/results.csv and results.json")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

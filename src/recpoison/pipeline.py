@@ -1,0 +1,155 @@
+"""One experiment cell, end to end: data -> split -> clean victim -> attack -> poisoned victim -> metrics.
+
+:func:`run_cell` is what ``recpoison run`` calls, and what grids call once per cell; a
+:class:`CellCache` shares the loaded data, the split and the clean victim between cells that agree on
+them, so a grid trains each clean model once.
+
+Protocol: each normal user's latest rating is held out (leave-one-out) for the accuracy metrics;
+the attacker sees the training part (full knowledge); ``n_fake = round(attack_size * n_normal)``
+fake users are appended; the victim is retrained from the same initial seed on the poisoned data;
+target HR@K (seed 001 §3.2) is measured over normal users before and after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from . import attacks, datasets, victims
+from .config import check
+from .errors import ConfigError
+from .interactions import Interactions
+from .metrics import hit_ratio_from_topk, loo_accuracy_from_topk
+from .seeding import derive_rng, derive_seed
+from .splits import Split, leave_one_out
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that defines one cell. Validated on construction."""
+
+    dataset: str = "ml-100k"
+    victim: str = "mf"
+    attack: str = "random"
+    attack_size: float = 0.03
+    n_filler: int = 20
+    n_targets: int = 5
+    k: int = 10
+    seed: int = 0
+    target_strategy: Literal["random", "unpopular"] = "random"
+    victim_params: dict = field(default_factory=dict)
+    attack_params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        victims.VICTIMS.entry(self.victim)
+        attacks.ATTACKS.entry(self.attack)
+        check(
+            isinstance(self.attack_size, (int, float)) and 0 < self.attack_size <= 1,
+            f"attack size {self.attack_size} must be in (0, 1] (a fraction of the normal users, e.g. 0.03)",
+        )
+        check(self.n_filler >= 0, f"filler count {self.n_filler} must be >= 0")
+        check(self.n_targets >= 1, f"number of targets {self.n_targets} must be at least 1")
+        check(self.k >= 1, f"k={self.k} must be at least 1")
+        check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
+
+
+def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strategy: str = "random") -> np.ndarray:
+    """``n`` distinct target items: uniform (seed 001 §5.1.4) or among the less popular half
+    of the items that have at least one rating ("non-popular items", seed 004 §5.1)."""
+    if n > data.n_items:
+        raise ConfigError(f"{n} targets requested but the data set has only {data.n_items} items")
+    pool = np.arange(data.n_items)
+    if strategy == "unpopular":
+        counts = data.item_counts()
+        rated = pool[counts > 0]
+        pool = rated[counts[rated] <= np.median(counts[rated])]
+        if n > len(pool):
+            raise ConfigError(f"{n} unpopular targets requested but only {len(pool)} qualify")
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+class CellCache:
+    """In-memory cache of data sets, splits, targets and clean victims shared across cells."""
+
+    def __init__(self) -> None:
+        self._store: dict[tuple, Any] = {}
+
+    def get(self, key: tuple, make):
+        if key not in self._store:
+            self._store[key] = make()
+        return self._store[key]
+
+
+def _evaluate(model, split: Split, targets: np.ndarray, k: int) -> dict[str, Any]:
+    data = model.train_
+    users = np.arange(data.n_normal)
+    topk = model.recommend(users, k)
+    hr = hit_ratio_from_topk(topk, data, targets, users)
+    acc = loo_accuracy_from_topk(topk, split.test_items, users)
+    return {"hr": float(np.nanmean(hr)) if np.isfinite(hr).any() else float("nan"), "hr_per_target": hr.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()}}
+
+
+def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
+    """Run one cell and return a flat, JSON-ready result dict (see ``recpoison run --json``)."""
+    cache = cache or CellCache()
+    seconds: dict[str, float] = {}
+
+    def timed(stage, fn):
+        t = time.perf_counter()
+        out = fn()
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t
+        return out
+
+    data: Interactions = timed("load", lambda: cache.get(("data", spec.dataset), lambda: datasets.load(spec.dataset)))
+    split: Split = timed("split", lambda: cache.get(("split", spec.dataset, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split"))))
+    train = split.train
+    targets = cache.get(
+        ("targets", spec.dataset, spec.seed, spec.n_targets, spec.target_strategy),
+        lambda: choose_targets(train, spec.n_targets, derive_rng(spec.seed, "targets"), spec.target_strategy),
+    )
+    vparams = {"seed": derive_seed(spec.seed, "victim"), **spec.victim_params}
+    vkey = ("clean", spec.dataset, spec.seed, spec.victim, tuple(sorted(vparams.items())))
+
+    def fit_clean():
+        model = victims.make(spec.victim, **vparams).fit(train)
+        return model, _evaluate(model, split, targets, spec.k)
+
+    clean, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
+    attack = attacks.make(spec.attack, **spec.attack_params)
+    n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
+    rng = derive_rng(spec.seed, "attack", spec.attack, str(spec.attack_size))
+    fakes = timed("attack", lambda: attack.generate(train, targets, n_fake, spec.n_filler, rng))
+    if fakes.n_users == 0:
+        after = before
+    else:
+        poisoned = train.append_users(fakes)
+        model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
+        after = timed("evaluate", lambda: _evaluate(model, split, targets, spec.k))
+    return {
+        "dataset": spec.dataset,
+        "victim": spec.victim,
+        "attack": spec.attack,
+        "attack_size": spec.attack_size,
+        "n_fake": int(fakes.n_users),
+        "n_filler": spec.n_filler,
+        "targets": [int(x) for x in train.item_ids[targets]],
+        "target_index": [int(t) for t in targets],
+        "k": spec.k,
+        "seed": spec.seed,
+        "hr_before": before["hr"],
+        "hr_after": after["hr"],
+        "hr_per_target_before": before["hr_per_target"],
+        "hr_per_target_after": after["hr_per_target"],
+        "accuracy_before": {"hr": before["acc_hr"], "ndcg": before["acc_ndcg"]},
+        "accuracy_after": {"hr": after["acc_hr"], "ndcg": after["acc_ndcg"]},
+        "victim_params": spec.victim_params,
+        "attack_params": spec.attack_params,
+        "seconds": {k_: round(v, 4) for k_, v in seconds.items()},
+    }
+
+
+def spec_dict(spec: CellSpec) -> dict[str, Any]:
+    return asdict(spec)

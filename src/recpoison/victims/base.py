@@ -1,0 +1,143 @@
+"""The ``Recommender`` protocol every victim follows (DESIGN.md, "Core types").
+
+``fit(data) -> self``; ``score(users) -> (len(users), n_items) float32``; ``recommend(users, k,
+exclude_seen=True) -> (len(users), k) int64`` item indices, best first. Subclasses implement
+``_fit`` and ``_score``; the base class validates inputs, converts feedback, batches scoring and
+masks seen items so every victim behaves the same at the boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from ..errors import ConfigError, NotFittedError
+from ..interactions import Interactions
+from ..registry import Component, Registry
+
+VICTIMS: Registry["Recommender"] = Registry("victim")
+
+
+def resolve_device(device: str) -> "Any":
+    """``"cuda"`` when asked for and present, else CPU (DESIGN.md conventions)."""
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device={device!r} is not allowed; use 'cpu' or 'cuda'")
+    return torch.device("cpu")
+
+
+class Recommender(Component):
+    """Base class of victims.
+
+    Class attributes:
+        feedback: ``"explicit"`` (consumes rating values) or ``"implicit"`` (consumes 0/1
+            interactions; explicit data are converted as seed 003 App. A.5 does, any rating -> 1,
+            or with the ``threshold`` parameter when the model's config has one).
+    """
+
+    feedback: ClassVar[Literal["explicit", "implicit"]] = "explicit"
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, data: Interactions) -> "Recommender":
+        if not isinstance(data, Interactions):
+            raise TypeError("fit expects an Interactions (users x items)")
+        self.train_ = data
+        self._fit(self._prepare(data))
+        return self
+
+    def score(self, users: np.ndarray | None = None) -> np.ndarray:
+        """Predicted scores of ``users`` (row indices) for every item, shape (len(users), n_items)."""
+        self._check_fitted()
+        users = self._users(users)
+        out = np.asarray(self._score(users), dtype=np.float32)
+        if out.shape != (len(users), self.train_.n_items):
+            raise AssertionError(f"{self.name}: score returned shape {out.shape}")
+        return out
+
+    def recommend(
+        self,
+        users: np.ndarray | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 2048,
+    ) -> np.ndarray:
+        """Top-``k`` item indices per user, best first (deterministic tie-breaking).
+
+        With ``exclude_seen`` the items a user has in the training data are never recommended;
+        a slot with no eligible item left holds -1.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ConfigError(f"k={k} must be at least 1")
+        users = self._users(users)
+        n_items = self.train_.n_items
+        k_eff = min(k, n_items)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        seen = self.train_.matrix
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            s = self.score(batch).astype(np.float64)
+            if exclude_seen:
+                sub = seen[batch]
+                rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
+                s[rows, sub.indices] = -np.inf
+            top = topk_indices(s, k_eff)
+            valid = np.take_along_axis(s, top, axis=1) > -np.inf
+            out[start : start + len(batch), :k_eff] = np.where(valid, top, -1)
+        return out
+
+    # ------------------------------------------------------------------ optional
+    def user_embeddings(self) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} exposes no user embeddings")
+
+    # ------------------------------------------------------------------ for subclasses
+    def _prepare(self, data: Interactions) -> Interactions:
+        if self.feedback == "implicit" and not data.implicit:
+            return data.to_implicit(getattr(self.config, "threshold", None))
+        return data
+
+    def _fit(self, data: Interactions) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _score(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "train_"):
+            raise NotFittedError(f"{self.name}: call fit() before score() or recommend()")
+
+    def _users(self, users: np.ndarray | None) -> np.ndarray:
+        n = self.train_.n_users
+        if users is None:
+            return np.arange(n)
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= n):
+            raise ConfigError(f"user index out of range [0, {n})")
+        return users
+
+
+def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest entries per row, best first.
+
+    Deterministic; within the returned list equal scores are ordered by item index.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == n:
+        part = np.broadcast_to(np.arange(n), scores.shape)
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    return np.take_along_axis(part, _row_lexsort(part, vals), axis=1)
+
+
+def _row_lexsort(idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    # sort by value descending, then index ascending, row by row (vectorised)
+    order = np.argsort(idx, axis=1, kind="stable")
+    v = np.take_along_axis(vals, order, axis=1)
+    order2 = np.argsort(-v, axis=1, kind="stable")
+    return np.take_along_axis(order, order2, axis=1)
