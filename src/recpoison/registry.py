@@ -83,3 +83,18 @@ class Component:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def import_submodules(package_name: str, package_path) -> None:
+    """Import every public module of a component package so that each registers itself.
+
+    Modules whose name starts with ``_`` and the ``base`` module are skipped. Names come from the
+    package folder, never from user input.
+    """
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(package_path), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        importlib.import_module(f"{package_name}.{info.name}")
