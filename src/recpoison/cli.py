@@ -187,7 +187,7 @@ def demo_cmd(
             rows.append(run_cell(spec, cache))
             bar.advance(task)
     total = time.perf_counter() - t0
-    t = Table(title=f"Demo: MF on ML-100K, 5 random targets, 20 fillers, seed {seed} — target HR@10 (accuracy HR@10)", title_justify="left")
+    t = Table(title=f"MF on ML-100K, seed {seed}: target HR@10 (accuracy HR@10)", title_justify="left")
     t.add_column("attack")
     for s in DEMO_SIZES:
         t.add_column(f"{s:.0%} fake users", justify="right")

@@ -1,0 +1,358 @@
+"""Generic ratings files: one rating a line, columns ``user, item, rating[, timestamp]``.
+
+Covers the published formats of the data sets DESIGN.md ("Data sources") expects users to provide:
+
+* GroupLens MovieLens-100K ``u.data`` (tab-separated, no header),
+* MovieLens-1M/10M ``ratings.dat`` (``::``-separated, no header),
+* MovieLens "latest"/25M ``ratings.csv`` (comma-separated, header ``userId,movieId,rating,timestamp``),
+* FilmTrust ``ratings.txt`` (whitespace-separated ``user item rating``),
+* RecBole atomic ``.inter`` files (tab-separated, header ``user_id:token<TAB>item_id:token<TAB>...``;
+  Zhao et al., *RecBole*, CIKM 2021), whose header names select the columns,
+* any CSV/TSV/semicolon file with the same column order.
+
+Parsing runs in numpy's C reader (``np.loadtxt``); only when that fails is the file re-read line by
+line to report the first bad line, so every malformed file gives a one-line :class:`DataError` such
+as ``ratings.csv line 17: rating 'x' is not a number``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..interactions import Interactions
+
+#: Separators tried, in order, when ``sep`` is not given; ``None`` means runs of whitespace.
+SEPARATORS: tuple[str | None, ...] = ("::", "\t", ",", ";", None)
+_SEP_NAMES = {"::": "'::'", "\t": "tab", ",": "comma", ";": "semicolon", None: "whitespace"}
+_SEP_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "whitespace": None, "space": None}
+#: File name endings that make :func:`recpoison.datasets.load` treat its argument as a path.
+RATING_FILE_SUFFIXES = (".csv", ".tsv", ".data", ".dat", ".inter", ".txt")
+
+# header names (lower case, RecBole ":type" suffix removed) recognised for each column
+_HEADER_NAMES = {
+    "user": {"user", "user_id", "userid", "uid", "users", "reviewerid", "customer_id"},
+    "item": {"item", "item_id", "itemid", "iid", "items", "movie", "movie_id", "movieid",
+             "product", "product_id", "productid", "asin", "business_id"},
+    "rating": {"rating", "ratings", "score", "stars", "overall", "value"},
+    "timestamp": {"timestamp", "time", "ts", "unixreviewtime", "date", "datetime"},
+}
+_ROLES = ("user", "item", "rating", "timestamp")
+_BLANK_LINE = re.compile(r"^[ \t\r\f\v]+$", re.MULTILINE)
+_PLACEHOLDER_SEP = "\x1f"  # multi-character separators are mapped to this for np.loadtxt
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    return [f.strip() for f in (line.split() if sep is None else line.split(sep))]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _header_name(field: str) -> str:
+    return field.strip().strip("\"'").split(":", 1)[0].strip().lower()
+
+
+def _columns_from_header(fields: Sequence[str]) -> dict[str, int] | None:
+    """Map roles to column indices by header names; ``None`` unless user and item are named."""
+    names = [_header_name(f) for f in fields]
+    found: dict[str, int] = {}
+    for role in _ROLES:
+        for k, nm in enumerate(names):
+            if nm in _HEADER_NAMES[role] and k not in found.values():
+                found[role] = k
+                break
+    return found if "user" in found and "item" in found else None
+
+
+def _detect_sep(sample: Sequence[str]) -> str | None:
+    for sep in SEPARATORS[:-1]:
+        if all(sep in line for line in sample):
+            return sep
+    return None
+
+
+class _Layout:
+    """Where the columns are: number of fields per line and the index of each role."""
+
+    def __init__(self, n_fields: int, cols: dict[str, int], strict: bool) -> None:
+        self.n_fields = n_fields
+        self.cols = cols
+        self.strict = strict  # every line must have exactly n_fields fields
+
+    @property
+    def described(self) -> str:
+        return ", ".join(r for r in _ROLES if r in self.cols)
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a ratings file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _first_lines(text: str, n: int) -> list[tuple[int, str, int]]:
+    """Up to ``n`` non-blank lines as (line number, line, offset just past the line)."""
+    out: list[tuple[int, str, int]] = []
+    pos, lineno = 0, 0
+    while pos < len(text) and len(out) < n:
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end + 1
+        lineno += 1
+        line = text[pos:end].rstrip("\r\n")
+        if line.strip():
+            out.append((lineno, line, end))
+        pos = end
+    return out
+
+
+def _diagnose(
+    text: str,
+    label: str,
+    sep: str | None,
+    layout: _Layout,
+    header_lineno: int,
+    implicit: bool,
+    rating_scale: tuple[float, float] | None,
+) -> DataError:
+    """Re-read ``text`` line by line (error path only) and describe the first bad line."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if lineno <= header_lineno or not line.strip():
+            continue
+        fields = _split(line, sep)
+        n = len(fields)
+        bad_count = n != layout.n_fields if layout.strict else n <= max(layout.cols.values())
+        if bad_count:
+            return DataError(
+                f"{label} line {lineno}: {n} column{'s' if n != 1 else ''}, expected "
+                f"{layout.n_fields} ({layout.described}) separated by {_SEP_NAMES[sep]}"
+            )
+        for role in ("user", "item"):
+            if not fields[layout.cols[role]]:
+                return DataError(f"{label} line {lineno}: empty {role} id")
+        if "rating" in layout.cols and not implicit:
+            v = fields[layout.cols["rating"]]
+            if not _is_number(v):
+                return DataError(f"{label} line {lineno}: rating {v!r} is not a number")
+            if not math.isfinite(float(v)):
+                return DataError(f"{label} line {lineno}: rating {v!r} is not a finite number")
+            if float(v) == 0.0:
+                return DataError(
+                    f"{label} line {lineno}: rating 0 cannot be stored (a zero means 'not rated'); "
+                    "shift the ratings to a scale above 0"
+                )
+            if rating_scale is not None and not rating_scale[0] <= float(v) <= rating_scale[1]:
+                return DataError(
+                    f"{label} line {lineno}: rating {v} is outside the rating scale "
+                    f"({rating_scale[0]:g}, {rating_scale[1]:g})"
+                )
+        if "timestamp" in layout.cols:
+            v = fields[layout.cols["timestamp"]]
+            if not _is_number(v) or not math.isfinite(float(v)):
+                return DataError(f"{label} line {lineno}: timestamp {v!r} is not a number")
+    return DataError(f"{label}: could not be parsed as a ratings file")
+
+
+def _loadtxt(data: str, sep: str | None, dtype, usecols) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns about blank lines, which are fine
+        return np.loadtxt(
+            io.StringIO(data), dtype=dtype, delimiter=sep, comments=None, usecols=usecols, ndmin=1
+        )
+
+
+def _ids(col: np.ndarray) -> np.ndarray:
+    """Integer ids when every id is an integer, else stripped strings."""
+    col = np.char.strip(col.astype(str))
+    try:
+        return col.astype(np.int64)
+    except ValueError:
+        return col
+
+
+def _check_scale(rating_scale) -> tuple[float, float] | None:
+    if rating_scale is None:
+        return None
+    if isinstance(rating_scale, str):  # "1,5" from the command line
+        rating_scale = [x for x in rating_scale.replace(" ", "").strip("()[]").split(",") if x]
+    try:
+        lo, hi = (float(x) for x in rating_scale)
+    except (TypeError, ValueError):
+        raise ConfigError(f"rating_scale={rating_scale!r} must be a pair (min, max)") from None
+    if not lo <= hi:
+        raise ConfigError(f"rating_scale={rating_scale!r} has min > max")
+    return lo, hi
+
+
+def load_ratings_file(
+    path: str | os.PathLike,
+    *,
+    sep: str | None = None,
+    implicit: bool = False,
+    rating_scale: tuple[float, float] | None = None,
+    name: str | None = None,
+) -> Interactions:
+    """Load a ratings file into :class:`Interactions` (users x items).
+
+    Args:
+        path: the file; one rating a line, columns ``user, item, rating[, timestamp]`` (``user,
+            item`` suffices when ``implicit``). Blank lines are skipped. A first line whose rating
+            column is not a number is a header; if its names identify the columns (``userId``,
+            ``movieId``, RecBole's ``user_id:token`` ...) they select them, in any order.
+        sep: column separator; auto-detected among ``'::'``, tab, comma, ``';'`` and whitespace
+            when ``None``. ``"tab"``, ``"comma"``, ``"semicolon"``, ``"whitespace"`` are accepted.
+        implicit: treat every line as one interaction of value 1 (ratings are not read).
+        rating_scale: ``(min, max)``; defaults to the range of the ratings in the file. Ratings
+            outside a given scale are an error.
+        name: the data set's name for reports (default: the file name without its suffix).
+
+    Raw user and item ids are integers when every id in the file is one, else strings. Duplicate
+    (user, item) pairs keep the latest rating. ``rating_step`` is 1.0 when every rating is an
+    integer, else ``None`` (continuous).
+
+    Raises:
+        DataError: missing, empty or malformed file; the message names the file and, for malformed
+            content, the first bad line.
+    """
+    p = Path(path).expanduser()
+    label = str(path)
+    if isinstance(sep, str) and sep.lower() in _SEP_ALIASES:
+        sep = _SEP_ALIASES[sep.lower()]
+    if sep is not None and (not isinstance(sep, str) or sep == "" or "\n" in sep):
+        raise ConfigError(f"sep={sep!r} is not a usable column separator")
+    scale = _check_scale(rating_scale)
+    text = _read_text(p)
+
+    head = _first_lines(text, 6)
+    if not head:
+        raise DataError(f"{label}: empty file (no ratings)")
+    if sep is None:
+        sample = [ln for _, ln, _ in head[1:]] or [head[0][1]]
+        sep = _detect_sep(sample)
+
+    # header and column layout
+    first_no, first_line, first_end = head[0]
+    fields = _split(first_line, sep)
+    min_fields = 2 if implicit else 3
+    named = _columns_from_header(fields)
+    if implicit:  # no rating column to test: a header must name the user and item columns
+        is_header = named is not None and not all(_is_number(f) for f in fields)
+    else:  # a first line whose rating column is not a number
+        is_header = len(fields) >= 3 and not _is_number(fields[2])
+    if is_header and named is not None and (implicit or "rating" in named):
+        layout = _Layout(len(fields), named, strict=len(fields) <= 4)
+    else:
+        n_fields = len(fields)
+        if not min_fields <= n_fields <= 4:
+            expected = (
+                "2 to 4 (user, item[, rating[, timestamp]])"
+                if implicit
+                else "3 or 4 (user, item, rating[, timestamp])"
+            )
+            raise DataError(
+                f"{label} line {first_no}: {n_fields} column{'s' if n_fields != 1 else ''}, "
+                f"expected {expected} separated by {_SEP_NAMES[sep]}"
+                + ("; pass implicit=True for (user, item) pairs" if n_fields == 2 else "")
+            )
+        layout = _Layout(n_fields, {r: k for k, r in enumerate(_ROLES[:n_fields])}, strict=True)
+    if implicit:
+        layout.cols.pop("rating", None)
+    header_lineno = first_no if is_header else 0
+    body = text[first_end:] if is_header else text
+    if not body.strip():
+        raise DataError(f"{label}: no ratings after the header line")
+
+    def fail() -> DataError:
+        return _diagnose(text, label, sep, layout, header_lineno, implicit, scale)
+
+    # fast path: numpy's C parser; the slow line-by-line pass runs only to explain a failure
+    load_sep = sep
+    body = _BLANK_LINE.sub("", body)  # whitespace-only lines become empty ones, which numpy skips
+    if sep is not None and len(sep) > 1:
+        body = body.replace(sep, _PLACEHOLDER_SEP)
+        load_sep = _PLACEHOLDER_SEP
+    roles = [r for r in _ROLES if r in layout.cols]
+    usecols = None if layout.strict else tuple(layout.cols[r] for r in roles)
+    cols: dict[str, np.ndarray]
+    try:
+        kinds = {"user": "i8", "item": "i8", "rating": "f8", "timestamp": "f8"}
+        if layout.strict:
+            by_index = {k: r for r, k in layout.cols.items()}
+            dt = [
+                (f"c{k}", kinds[by_index[k]] if k in by_index else "O")
+                for k in range(layout.n_fields)
+            ]
+        else:
+            dt = [(f"c{layout.cols[r]}", kinds[r]) for r in roles]
+        rec = _loadtxt(body, load_sep, np.dtype(dt), usecols)
+        cols = {r: np.asarray(rec[f"c{layout.cols[r]}"]) for r in roles}
+    except (ValueError, OverflowError):
+        try:
+            table = _loadtxt(body, load_sep, str, usecols)
+        except ValueError:
+            raise fail() from None
+        table = table.reshape(-1, len(roles) if usecols is not None else layout.n_fields)
+        pos = {r: (k if usecols is not None else layout.cols[r]) for k, r in enumerate(roles)}
+        try:
+            cols = {r: table[:, pos[r]] for r in roles}
+            for r in ("rating", "timestamp"):
+                if r in cols:
+                    cols[r] = np.char.strip(cols[r]).astype(np.float64)
+        except ValueError:
+            raise fail() from None
+        cols["user"] = _ids(cols["user"])
+        cols["item"] = _ids(cols["item"])
+        for r in ("user", "item"):
+            if cols[r].dtype.kind == "U" and np.any(np.char.str_len(cols[r]) == 0):
+                raise fail()
+
+    n = len(cols["user"])
+    if n == 0:
+        raise DataError(f"{label}: empty file (no ratings)")
+    ratings = None
+    step: float | None = None
+    if not implicit:
+        ratings = cols["rating"].astype(np.float64)
+        if not np.all(np.isfinite(ratings)) or np.any(ratings == 0):
+            raise fail()
+        if scale is not None and (ratings.min() < scale[0] or ratings.max() > scale[1]):
+            raise fail()
+        lo = scale[0] if scale is not None else float(ratings.min())
+        step = 1.0 if (np.all(ratings == np.round(ratings)) and lo == round(lo)) else None
+    ts = None
+    if "timestamp" in cols:
+        ts = cols["timestamp"].astype(np.float64)
+        if not np.all(np.isfinite(ts)):
+            raise fail()
+    return Interactions.from_arrays(
+        cols["user"],
+        cols["item"],
+        ratings,
+        timestamps=ts,
+        rating_scale=scale,
+        rating_step=step,
+        implicit=implicit,
+        name=name if name is not None else p.stem or p.name,
+    )
