@@ -46,7 +46,7 @@ def test_table_output():
     "args, message",
     [
         (["--dataset", "nope"], "valid names: ml-100k"),
-        (["--victim", "nope"], "valid names: mf"),
+        (["--victim", "nope"], "unknown victim 'nope'; valid names:"),
         (["--attack", "nope"], "valid names:"),
         (["--attack-size", "0"], "must be in (0, 1]"),
         (["--attack-size", "1.5"], "must be in (0, 1]"),
