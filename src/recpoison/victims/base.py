@@ -37,9 +37,13 @@ class Recommender(Component):
         feedback: ``"explicit"`` (consumes rating values) or ``"implicit"`` (consumes 0/1
             interactions; explicit data are converted as seed 003 App. A.5 does, any rating -> 1,
             or with the ``threshold`` parameter when the model's config has one).
+        predicts_ratings: True when ``score`` returns predicted ratings on the data's scale
+            (``mf``, ``autorec``, ``nsvd``): benchmarks report their RMSE on held-out ratings.
     """
 
     feedback: ClassVar[Literal["explicit", "implicit"]] = "explicit"
+    #: True for rating predictors (scores are predicted ratings, so RMSE is meaningful)
+    predicts_ratings: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ public API
     def fit(self, data: Interactions) -> "Recommender":

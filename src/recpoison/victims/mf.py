@@ -21,7 +21,7 @@ on observed ratings only, this model ranks unseen items poorly (docs/mf.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,13 +85,12 @@ class RowBlocks:
             lo, hi = hi, int(hi * 1.5)
 
 
-def ridge_solve(blocks: RowBlocks, F: torch.Tensor, reg: float) -> torch.Tensor:
-    """Solve ``min_x sum_{j in row} (v_j - x^T f_j)^2 + reg ||x||^2`` for every row at once.
+def gram(blocks: RowBlocks, F: torch.Tensor, reg: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: ``G = sum_{j in row} f_j f_j^T + reg I`` and ``b = sum_{j in row} v_j f_j``.
 
-    ``blocks``: the rows (their column indices ``j`` and targets ``v_j``); ``F``: (cols, d) fixed
-    factors. For each block of rows of similar length the Gram matrices ``F_row^T F_row`` and
-    right-hand sides ``F_row^T v_row`` come from one batched GEMM; all d x d systems are then
-    solved in one batched call. Returns (rows, d); rows without entries get 0.
+    ``blocks``: the rows (their column indices ``j`` and values ``v_j``); ``F``: (cols, d) factors.
+    For each block of rows of similar length both come from one batched GEMM. Returns
+    ``G`` (rows, d, d) and ``b`` (rows, d); a row without entries gets ``reg I`` and 0.
     """
     d = F.shape[1]
     G = torch.zeros(blocks.n_rows, d, d, dtype=F.dtype, device=F.device)
@@ -101,6 +100,16 @@ def ridge_solve(blocks: RowBlocks, F: torch.Tensor, reg: float) -> torch.Tensor:
         G[rows] = torch.bmm(Fg.transpose(1, 2), Fg)
         b[rows] = torch.bmm(Fg.transpose(1, 2), val.unsqueeze(-1)).squeeze(-1)
     G.diagonal(dim1=1, dim2=2).add_(reg)
+    return G, b
+
+
+def ridge_solve(blocks: RowBlocks, F: torch.Tensor, reg: float) -> torch.Tensor:
+    """Solve ``min_x sum_{j in row} (v_j - x^T f_j)^2 + reg ||x||^2`` for every row at once.
+
+    The Gram matrices and right-hand sides come from :func:`gram`; all d x d systems are then
+    solved in one batched call. Returns (rows, d); rows without entries get 0.
+    """
+    G, b = gram(blocks, F, reg)
     return torch.linalg.solve(G, b)
 
 
@@ -119,9 +128,14 @@ class MF(Recommender):
 
     Config = MFConfig
     feedback = "explicit"
+    predicts_ratings: ClassVar[bool] = True
 
-    def fit(self, data: Interactions, warm_start: bool = False) -> "MF":  # type: ignore[override]
+    def fit(self, data: Interactions, warm_start: bool = False, sweeps: int | None = None) -> "MF":  # type: ignore[override]
+        """Fit on ``data``; ``warm_start`` resumes from the previous item factors and ``sweeps``
+        overrides the configured number of ALS sweeps for this call (e.g. a few sweeps to
+        re-converge after a small change of the data)."""
         self._warm = warm_start and hasattr(self, "item_factors_")
+        self._sweeps = self.config.sweeps if sweeps is None else int(sweeps)
         return super().fit(data)  # type: ignore[return-value]
 
     def _fit(self, data: Interactions) -> None:
@@ -140,7 +154,7 @@ class MF(Recommender):
         by_user = RowBlocks(data.matrix, dt, dev)
         by_item = RowBlocks(data.matrix.T.tocsr(), dt, dev)
         X = torch.zeros(n_users, c.d, dtype=dt, device=dev)
-        for _ in range(c.sweeps):
+        for _ in range(self._sweeps):
             X = ridge_solve(by_user, Y, c.reg)
             Y = ridge_solve(by_item, X, c.reg)
         self.user_factors_ = X.cpu().numpy()

@@ -1,0 +1,235 @@
+"""The S-attack family of seed 001 (Fang, Gong, Liu, WWW 2020, §4 and §7.2).
+
+Fake users are added one at a time (Algorithm 2). For each fake user ``v`` a relaxed rating vector
+``w_v in [0, r_max]^{n_items}`` minimises eq. (6)::
+
+    L_S(w_v) = sum_{u in S} h_u sum_{i in Gamma_u} g(r_hat_ui - r_hat_ut) + eta ||w_v||_1,
+    g(x) = 1 / (1 + exp(-x / b))              (Wilcoxon-Mann-Whitney loss, width b)
+
+where ``Gamma_u`` is ``u``'s current top-N list and ``S`` the users the loss is taken over:
+all normal users (U-TNA), ``Delta`` random users (S-TNA-Rand), the ``Delta`` most influential users
+by Algorithm 1 and the influence function of eqs. (8)-(13) (S-TNA-Inf); Weighting (§7.2, eq. 30)
+takes every normal user with weight ``h_u = pi(u, t) / sum_u pi(u, t)`` (eq. 31); ``h_u = 1``
+otherwise. The ``n`` items with the largest ``w_vi`` become fillers, rated from
+``N(mu_i, sigma_i^2)`` (item mean and variance over normal users), the target gets ``r_max``
+(Algorithm 2, lines 5-7), the fake user is appended and the surrogate MF retrained.
+
+Gradient (eqs. 15-21). ``d g(delta)/d delta = g (1 - g) / b``; ``d r_hat_ui / d w_v`` from eq. (16)
+with ``d x_u / d w_v = 0`` (eq. 20) and ``d y_i / d w_vi = (lambda I + sum_{u in Omega_i} x_u x_u^T
++ z z^T)^{-1} z`` (eq. 21), zero for ``j != i``. ``z``, the fake user's factor in eq. (14), is
+``(lambda I + Y^T Y)^{-1} Y^T w_v`` (its stationarity condition eq. 19 with ``Y`` fixed) and held
+fixed when differentiating, as eq. (21) does. The predicted scores inside the loss are those of the
+model of eq. (14) after one exact item step with ``X`` and ``z`` fixed:
+``y_i(w) = A_i^{-1} (sum_{u in Omega_i} r_ui x_u + w_vi z)``, computed for all items at once by
+Sherman-Morrison from the cached ``(lambda I + sum x_u x_u^T)^{-1}``; eq. (21) is exactly its
+derivative, and ``tests/test_attacks_sattack.py`` checks it against finite differences.
+
+Multiple targets: the losses of all targets are summed (every fake user rates every target with
+``r_max``); with one target this is the paper's problem. ``pi(k)`` sums over targets likewise.
+
+Departures and choices the paper leaves open (each is a parameter):
+* Optimiser: the paper says "projected subgradient method [3]" without a step rule. We take
+  ``steps`` iterations of ``w <- clip(w - a_k G / max|G|, 0, r_max)`` with the diminishing,
+  normalised step ``a_k = step * r_max / sqrt(k)`` (a standard rule for projected subgradient
+  methods, Boyd's notes), starting from ``w_t = r_max`` for the targets and 0 elsewhere (the
+  smallest profile that rates the targets). The subgradient of ``|w_i|`` at 0 is taken as 0.
+* ``Gamma_u`` is recomputed from the retrained surrogate before each fake user and held fixed while
+  ``w_v`` is optimised.
+* The surrogate is the attacker's MF (eq. 1) with the victim's ``d`` and ``lambda`` (full
+  knowledge; both are parameters for partial knowledge). Retraining after each fake user warm-starts
+  from the previous item factors with ``warm_sweeps`` ALS sweeps (allowed by the issue; the
+  first fit runs the full ``sweeps``).
+* The influence of eqs. (12)-(13) uses the block-diagonal Hessian by default
+  (``hessian="block"``, see :mod:`._influence`); ``hessian="exact"`` uses conjugate gradients on
+  the full Hessian.
+* Fillers whose ``w_vi`` tie (for example all zero) are chosen at random among the tied items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..config import check
+from ..interactions import Interactions
+from ..victims.mf import MF, RowBlocks, gram
+from ._influence import additive_set_influence, greedy_select, user_influence
+from .base import Attack, non_targets
+
+
+@dataclass(frozen=True)
+class SAttackConfig:
+    """Defaults: seed 001 §5.1.4 (d=64, Delta=400, eta=0.01, b=0.01, N=10); ``reg`` and ``sweeps``
+    are the MF victim's defaults (full knowledge); the optimiser settings are ours (see module)."""
+
+    d: int = 64
+    reg: float = 7.0
+    sweeps: int = 15
+    warm_sweeps: int = 3
+    delta: int = 400
+    eta: float = 0.01
+    b: float = 0.01
+    top_n: int = 10
+    steps: int = 50
+    step: float = 0.2
+    hessian: Literal["block", "exact"] = "block"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.d >= 1, f"d={self.d} must be at least 1")
+        check(self.reg > 0, f"reg={self.reg} must be positive")
+        check(self.sweeps >= 1 and self.warm_sweeps >= 1, "sweeps and warm_sweeps must be at least 1")
+        check(self.delta >= 1, f"delta={self.delta} must be at least 1 (size of the influential user set)")
+        check(self.eta >= 0, f"eta={self.eta} must be >= 0")
+        check(self.b > 0, f"b={self.b} must be positive (width of the WMW loss)")
+        check(self.top_n >= 1, f"top_n={self.top_n} must be at least 1")
+        check(self.steps >= 0, f"steps={self.steps} must be >= 0")
+        check(self.step > 0, f"step={self.step} must be positive")
+        check(self.hessian in ("block", "exact"), f"hessian={self.hessian!r}: use 'block' or 'exact'")
+
+
+class SAttack(Attack):
+    """Algorithm 2 of seed 001 with a pluggable choice of users ``S`` and weights ``h``."""
+
+    Config = SAttackConfig
+    #: "all" (U-TNA), "random" (S-TNA-Rand), "influence" (S-TNA-Inf), "weights" (Weighting)
+    users: ClassVar[str] = "influence"
+
+    # -------------------------------------------------------------------------------- Algorithm 2
+    def _generate(self, view, targets, n_fake, n_filler, rng):
+        c = self.config
+        surrogate = MF(d=c.d, reg=c.reg, sweeps=c.sweeps, seed=c.seed, dtype="float64")
+        surrogate.fit(view)
+        S, h = self.influential_users(surrogate, view, targets, rng)  # line 1
+        mean, std = view.item_stats()
+        candidates = non_targets(view, targets)
+        data = view
+        rows = []
+        for _ in range(n_fake):  # line 3
+            w = self.solve_w(surrogate, data, S, h, targets)  # line 4
+            key = np.lexsort((rng.random(len(candidates)), -w[candidates]))
+            fillers = np.sort(candidates[key[:n_filler]])  # line 5
+            r = np.zeros(view.n_items)
+            r[fillers] = view.to_scale(rng.normal(mean[fillers], std[fillers]))  # line 7
+            r[targets] = view.r_max  # line 6
+            row = sp.csr_matrix(r.astype(np.float32)[None, :])
+            rows.append(row)
+            data = data.append_users(row)  # line 8
+            surrogate.fit(data, warm_start=True, sweeps=c.warm_sweeps)
+        return sp.vstack(rows, format="csr")
+
+    # -------------------------------------------------------------------------------- S and h
+    def influential_users(self, model: MF, view: Interactions, targets, rng) -> tuple[np.ndarray, np.ndarray]:
+        """The users ``S`` of eq. (6) and their weights ``h`` (1, or eq. 31 for Weighting)."""
+        c = self.config
+        n = view.n_normal
+        if self.users == "all":
+            return np.arange(n), np.ones(n)
+        if self.users == "random":
+            return np.sort(rng.choice(n, size=min(c.delta, n), replace=False)), np.ones(min(c.delta, n))
+        pi = self.user_influence(model, view, targets)
+        if self.users == "weights":
+            total = pi.sum()
+            return np.arange(n), (pi / total if total > 0 else np.full(n, 1.0 / n))
+        S = greedy_select(additive_set_influence(pi), n, c.delta, rng)
+        return np.sort(S), np.ones(len(S))
+
+    def user_influence(self, model: MF, view: Interactions, targets) -> np.ndarray:
+        """``pi(k) = sum_t pi(k, t)`` (eq. 8) for the normal users."""
+        R = view.matrix[: view.n_normal]
+        pi = user_influence(
+            model.user_factors_[: view.n_normal].astype(np.float64),
+            model.item_factors_.astype(np.float64),
+            R,
+            self.config.reg,
+            targets,
+            hessian=self.config.hessian,
+        )
+        return pi.sum(axis=1)
+
+    # -------------------------------------------------------------------------------- eq. (6)
+    def solve_w(self, model: MF, data: Interactions, S: np.ndarray, h: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Projected subgradient descent on eq. (6) for one fake user; returns ``w_v``."""
+        c = self.config
+        problem = FakeUserProblem(model, data, S, h, targets, c.top_n, c.eta, c.b)
+        w = np.zeros(data.n_items)
+        w[targets] = data.r_max
+        for k in range(1, c.steps + 1):
+            _, G = problem.loss_and_grad(w)
+            scale = np.abs(G).max()
+            if scale == 0:
+                break
+            w = np.clip(w - c.step * data.r_max / np.sqrt(k) * G / scale, 0.0, data.r_max)
+        return w
+
+
+class FakeUserProblem:
+    """Eq. (6) for one fake user around the current surrogate, with its gradient eqs. (15)-(21).
+
+    Caches what does not depend on ``w``: ``P_i = (lambda I + sum_{u in Omega_i} x_u x_u^T)^{-1}``
+    for all items (batched), ``K = (lambda I + Y^T Y)^{-1}``, the top-N lists ``Gamma_u`` of the
+    users in ``S`` and their factors.
+    """
+
+    def __init__(self, model: MF, data: Interactions, S, h, targets, top_n: int, eta: float, b: float) -> None:
+        reg = model.config.reg
+        self.X = model.user_factors_.astype(np.float64)
+        self.Y = model.item_factors_.astype(np.float64)
+        d = self.Y.shape[1]
+        Xt = torch.as_tensor(self.X)
+        G, _ = gram(RowBlocks(data.matrix.T.tocsr(), torch.float64, torch.device("cpu")), Xt, reg)
+        self.P = torch.linalg.inv(G).numpy()  # (n_items, d, d)
+        self.K = np.linalg.inv(reg * np.eye(d) + self.Y.T @ self.Y)
+        self.S = np.asarray(S)
+        self.h = np.asarray(h, dtype=np.float64)
+        self.XS = self.X[self.S]
+        self.gamma = model.recommend(self.S, top_n)  # (|S|, N), -1 where nothing is left
+        self.valid = self.gamma >= 0
+        self.gamma = np.where(self.valid, self.gamma, 0)
+        self.targets = np.asarray(targets)
+        self.eta, self.b = eta, b
+
+    def fake_factor(self, w: np.ndarray) -> np.ndarray:
+        """``z`` from eq. (19) with ``Y`` fixed: ``(lambda I + Y^T Y)^{-1} Y^T w``."""
+        return self.K @ (self.Y.T @ w)
+
+    def item_factors(self, w: np.ndarray, z: np.ndarray | None = None):
+        """``y_i(w)`` for all items and ``s_i = d y_i / d w_vi`` (eq. 21) at ``z`` (default
+        ``z(w)``)."""
+        z = self.fake_factor(w) if z is None else z
+        p = self.P @ z  # (n_items, d): P_i z
+        s = p / (1.0 + p @ z)[:, None]  # A_i^{-1} z by Sherman-Morrison
+        Yw = self.Y + s * (w - self.Y @ z)[:, None]
+        return Yw, s, z
+
+    def loss_and_grad(self, w: np.ndarray, z: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Eq. (6) at ``w`` and its subgradient eq. (15) (``z`` held fixed, as eq. 21 does)."""
+        Yw, s, _ = self.item_factors(w, z)
+        XS, gam, T = self.XS, self.gamma, self.targets
+        r_ui = np.einsum("ud,und->un", XS, Yw[gam])  # (|S|, N)
+        r_ut = XS @ Yw[T].T  # (|S|, T)
+        delta = r_ui[:, :, None] - r_ut[:, None, :]  # (|S|, N, T)
+        g = _sigmoid(delta / self.b)
+        wgt = (self.h[:, None] * self.valid)[:, :, None]
+        loss = float((wgt * g).sum() + self.eta * np.abs(w).sum())
+        c = wgt * g * (1.0 - g) / self.b  # dg/d delta, weighted
+        e_ui = np.einsum("ud,und->un", XS, s[gam])  # d r_ui / d w_i
+        e_ut = XS @ s[T].T  # d r_ut / d w_t
+        grad = np.zeros_like(w)
+        np.add.at(grad, gam.ravel(), (c.sum(axis=2) * e_ui).ravel())
+        grad[T] -= np.einsum("unt,ut->t", c, e_ut)
+        grad += self.eta * (w > 0)
+        return loss, grad
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out

@@ -1,0 +1,195 @@
+"""S-attack family of seed 001: influence function, Algorithm 1, eq. (15) gradient, conformance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recpoison.attacks._influence import (
+    MFHessian,
+    additive_set_influence,
+    edge_influence,
+    greedy_select,
+    prediction_influence,
+    user_influence,
+)
+from recpoison.attacks._sattack import FakeUserProblem
+from recpoison.interactions import Interactions
+from recpoison.testing import AttackTests
+from recpoison.victims.mf import MF, RowBlocks, gram
+
+FAST = {"d": 8, "reg": 1.0, "sweeps": 10, "warm_sweeps": 2, "delta": 10, "steps": 10}
+
+
+class TestUTNA(AttackTests):
+    name = "u-tna"
+    params = FAST
+
+
+class TestSTNARand(AttackTests):
+    name = "s-tna-rand"
+    params = FAST
+
+
+class TestSTNAInf(AttackTests):
+    name = "s-tna-inf"
+    params = FAST
+
+
+class TestWeighting(AttackTests):
+    name = "weighting"
+    params = FAST
+
+
+# ------------------------------------------------------------------------------ a small problem
+REG, D = 2.0, 3
+
+
+@pytest.fixture(scope="module")
+def small():
+    """60 users x 40 items, 80% observed, rank-3 ratings on 1..5; MF fitted to convergence."""
+    rng = np.random.default_rng(0)
+    nu, ni = 60, 40
+    U, V = rng.normal(size=(nu, D)), rng.normal(size=(ni, D))
+    full = np.clip(np.round(3 + 0.8 * U @ V.T + rng.normal(scale=0.3, size=(nu, ni))), 1, 5)
+    mask = rng.random((nu, ni)) < 0.8
+    data = Interactions(sp.csr_matrix(np.where(mask, full, 0.0)))
+    model = MF(d=D, reg=REG, sweeps=1500, dtype="float64", seed=0).fit(data)
+    return data, model
+
+
+def _retrain_without(data, model, e):
+    m = data.matrix.astype(np.float64).copy()
+    m.data[e] = 0.0
+    m.eliminate_zeros()
+    m2 = MF(d=D, reg=REG, sweeps=1500, dtype="float64", seed=0)
+    m2.item_factors_ = model.item_factors_.copy()
+    return m2.fit(Interactions(m), warm_start=True)
+
+
+def test_hessian_vector_product_matches_finite_differences(small):
+    data, model = small
+    X, Y = model.user_factors_, model.item_factors_
+    coo = data.matrix.tocoo()
+
+    def grad(X, Y):
+        res = coo.data - (X[coo.row] * Y[coo.col]).sum(1)
+        gX, gY = 2 * REG * X.copy(), 2 * REG * Y.copy()
+        np.add.at(gX, coo.row, -2 * res[:, None] * Y[coo.col])
+        np.add.at(gY, coo.col, -2 * res[:, None] * X[coo.row])
+        return gX, gY
+
+    assert np.abs(grad(X, Y)[0]).max() < 1e-8  # fitted to a stationary point
+    rng = np.random.default_rng(1)
+    vx, vy = rng.normal(size=X.shape), rng.normal(size=Y.shape)
+    h = 1e-6
+    (px, py), (mx, my) = grad(X + h * vx, Y + h * vy), grad(X - h * vx, Y - h * vy)
+    Hx, Hy = MFHessian(X, Y, data.matrix, REG).matvec(torch.tensor(vx)[..., None], torch.tensor(vy)[..., None])
+    np.testing.assert_allclose(Hx[..., 0].numpy(), (px - mx) / (2 * h), atol=1e-5)
+    np.testing.assert_allclose(Hy[..., 0].numpy(), (py - my) / (2 * h), atol=1e-5)
+
+
+def test_influence_matches_brute_force_retraining(small):
+    """Eq. (12): predicted change of r_hat_ot for every o when one rating is removed, against
+    retraining without it. Tolerance: first-order error <= 25% of the largest change, and
+    correlation > 0.95 over all (edge, o) pairs (measured: about 10% and 0.99)."""
+    data, model = small
+    X, Y = model.user_factors_, model.item_factors_
+    t = 7
+    users = np.arange(data.n_users)
+    Phi = prediction_influence(X, Y, data.matrix, REG, t, users)
+    rng = np.random.default_rng(3)
+    pred, true = [], []
+    for e in rng.choice(data.nnz, 6, replace=False):
+        m2 = _retrain_without(data, model, e)
+        delta = m2.user_factors_ @ m2.item_factors_[t] - X @ Y[t]
+        assert np.abs(Phi[e] - delta).max() <= 0.25 * np.abs(delta).max()
+        pred.append(Phi[e])
+        true.append(delta)
+    assert np.corrcoef(np.ravel(pred), np.ravel(true))[0, 1] > 0.95
+
+
+def test_block_influence_ranks_users_like_the_exact_one(small):
+    data, model = small
+    X, Y = model.user_factors_, model.item_factors_
+    exact = user_influence(X, Y, data.matrix, REG, [7], hessian="exact")[:, 0]
+    block = user_influence(X, Y, data.matrix, REG, [7], hessian="block")[:, 0]
+    rank = lambda a: np.argsort(np.argsort(a))
+    assert np.corrcoef(rank(exact), rank(block))[0, 1] > 0.6
+    top = set(np.argsort(-exact)[:15]) & set(np.argsort(-block)[:15])
+    assert len(top) >= 8
+
+
+def test_exact_edge_influence_is_eq13_sum_of_absolute_values(small):
+    data, model = small
+    X, Y = model.user_factors_, model.item_factors_
+    Phi = prediction_influence(X, Y, data.matrix, REG, 4, np.arange(data.n_users))
+    phi = edge_influence(X, Y, data.matrix, REG, [4], hessian="exact")[:, 0]
+    np.testing.assert_allclose(phi, np.abs(Phi).sum(1))
+    pi = user_influence(X, Y, data.matrix, REG, [4], hessian="exact")[:, 0]
+    rows = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr))
+    np.testing.assert_allclose(pi, np.bincount(rows, weights=phi, minlength=data.n_users))
+
+
+def test_greedy_selection_is_top_delta_by_influence():
+    rng = np.random.default_rng(0)
+    pi = rng.random(200)
+    S = greedy_select(additive_set_influence(pi), 200, 30, np.random.default_rng(1))
+    assert len(S) == 30 and len(set(S)) == 30
+    assert set(S) == set(np.argsort(-pi)[:30])
+    np.testing.assert_array_equal(S, np.argsort(-pi)[:30])  # picked in decreasing order
+
+
+def test_greedy_selection_follows_marginal_gains_of_a_set_function():
+    # a non-additive (coverage) influence: greedy must pick by marginal gain, not by singleton value
+    cover = np.array([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 1, 1]], dtype=float)
+    f = lambda masks: (masks @ cover > 0).sum(1).astype(float)
+    S = greedy_select(f, 3, 2, np.random.default_rng(0))
+    np.testing.assert_array_equal(S, [0, 2])
+
+
+# ------------------------------------------------------------------------------ eq. (15)-(21)
+@pytest.fixture(scope="module")
+def problem(small):
+    data, model = small
+    S = np.arange(0, 60, 3)
+    return FakeUserProblem(model, data, S, np.ones(len(S)), np.array([7, 11]), top_n=5, eta=0.01, b=0.5), data, model
+
+
+def test_item_factors_solve_the_item_stationarity_condition(problem):
+    """y_i(w) must solve eq. (18) exactly with X and z fixed (checks the Sherman-Morrison step)."""
+    prob, data, model = problem
+    w = np.random.default_rng(0).uniform(0, 5, data.n_items)
+    Yw, s, z = prob.item_factors(w)
+    G, b = gram(RowBlocks(data.matrix.T.tocsr(), torch.float64, torch.device("cpu")), torch.tensor(model.user_factors_), REG)
+    A = G.numpy() + np.outer(z, z)[None]
+    rhs = b.numpy() + w[:, None] * z[None, :]
+    np.testing.assert_allclose(Yw, np.linalg.solve(A, rhs[..., None])[..., 0], atol=1e-10)
+    np.testing.assert_allclose(s, np.linalg.solve(A, np.broadcast_to(z, rhs.shape)[..., None])[..., 0], atol=1e-12)
+
+
+def test_eq15_gradient_matches_finite_differences(problem):
+    prob, data, _ = problem
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.5, 4.5, data.n_items)  # interior: |w| is differentiable there
+    z = prob.fake_factor(w)
+    _, g = prob.loss_and_grad(w, z)
+    h = 1e-6
+    for i in list(rng.choice(data.n_items, 12, replace=False)) + [7, 11]:
+        e = np.zeros_like(w)
+        e[i] = h
+        fd = (prob.loss_and_grad(w + e, z)[0] - prob.loss_and_grad(w - e, z)[0]) / (2 * h)
+        assert abs(fd - g[i]) <= 1e-5 * max(1.0, abs(fd)), (i, fd, g[i])
+
+
+def test_fillers_follow_w_and_targets_get_r_max(small):
+    from recpoison.attacks import ATTACKS
+
+    data, _ = small
+    a = ATTACKS.make("s-tna-inf", d=3, reg=REG, sweeps=50, delta=20, steps=20, b=0.5)
+    fake = a.generate(data, np.array([7]), 4, 5, np.random.default_rng(0))
+    m = fake.matrix.toarray()
+    assert (m[:, 7] == 5).all()
+    assert ((m > 0).sum(1) == 6).all()
