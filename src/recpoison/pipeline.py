@@ -5,7 +5,8 @@
 them, so a grid trains each clean model once.
 
 Protocol: each normal user's latest rating is held out (leave-one-out) for the accuracy metrics;
-the attacker sees the training part (full knowledge); ``n_fake = round(attack_size * n_normal)``
+the attacker sees the training part, whole (``knowledge="full"``) or a partial view of it
+(``"partial:F"``, :mod:`recpoison.knowledge`); ``n_fake = round(attack_size * n_normal)``
 fake users are appended; the victim is retrained from the same initial seed on the poisoned data;
 target HR@K (seed 001 §3.2) is measured over normal users before and after.
 """
@@ -22,6 +23,7 @@ from . import attacks, datasets, victims
 from .config import check
 from .errors import ConfigError
 from .interactions import Interactions
+from .knowledge import make_view, parse_knowledge
 from .metrics import hit_ratio_from_topk, loo_accuracy_from_topk
 from .seeding import derive_rng, derive_seed
 from .splits import Split, leave_one_out
@@ -40,6 +42,8 @@ class CellSpec:
     k: int = 10
     seed: int = 0
     target_strategy: Literal["random", "unpopular"] = "random"
+    knowledge: str = "full"
+    target_mode: Literal["together", "each"] = "together"
     victim_params: dict = field(default_factory=dict)
     attack_params: dict = field(default_factory=dict)
 
@@ -54,6 +58,8 @@ class CellSpec:
         check(self.n_targets >= 1, f"number of targets {self.n_targets} must be at least 1")
         check(self.k >= 1, f"k={self.k} must be at least 1")
         check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
+        parse_knowledge(self.knowledge)
+        check(self.target_mode in ("together", "each"), f"target mode {self.target_mode!r}: use 'together' (one attack promotes all targets) or 'each' (one attack per target, seed 001)")
 
 
 def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strategy: str = "random") -> np.ndarray:
@@ -120,19 +126,38 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
     clean, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
     attack = attacks.make(spec.attack, **spec.attack_params)
     n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
-    rng = derive_rng(spec.seed, "attack", spec.attack, str(spec.attack_size))
-    fakes = timed("attack", lambda: attack.generate(train, targets, n_fake, spec.n_filler, rng))
-    if fakes.n_users == 0:
-        after = before
-    else:
-        poisoned = train.append_users(fakes)
-        model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
-        after = timed("evaluate", lambda: _evaluate(model, split, targets, spec.k))
+    # "together": one set of fake users promotes every target; "each" (seed 001 §5.1.4): each target
+    # is attacked on its own by n_fake fake users, and HR@K is averaged over the targets
+    groups = [targets[i : i + 1] for i in range(len(targets))] if spec.target_mode == "each" else [targets]
+    hr_after = np.full(len(targets), np.nan)
+    accs = []
+    for group in groups:
+        keys = ("attack", spec.attack, str(spec.attack_size)) + ((str(int(group[0])),) if spec.target_mode == "each" else ())
+        rng = derive_rng(spec.seed, *keys)
+        # the attacker sees only its knowledge view; the victim trains on the full poisoned data
+        view = timed("knowledge", lambda: make_view(train, spec.knowledge, group, derive_rng(spec.seed, "knowledge", spec.knowledge)))
+        fakes = timed("attack", lambda: attack.generate(view, group, n_fake, spec.n_filler, rng))
+        if fakes.n_users == 0:
+            ev = before if len(groups) == 1 else _evaluate(clean, split, group, spec.k)
+        else:
+            poisoned = train.append_users(fakes)
+            model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
+            ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
+        hr_after[np.searchsorted(targets, group)] = ev["hr_per_target"]
+        accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+    after = {
+        "hr": float(np.nanmean(hr_after)) if np.isfinite(hr_after).any() else float("nan"),
+        "hr_per_target": hr_after.tolist(),
+        "acc_hr": float(np.mean([a[0] for a in accs])),
+        "acc_ndcg": float(np.mean([a[1] for a in accs])),
+    }
     return {
         "dataset": spec.dataset,
         "victim": spec.victim,
         "attack": spec.attack,
         "attack_size": spec.attack_size,
+        "knowledge": spec.knowledge,
+        "target_mode": spec.target_mode,
         "n_fake": int(fakes.n_users),
         "n_filler": spec.n_filler,
         "targets": [int(x) for x in train.item_ids[targets]],

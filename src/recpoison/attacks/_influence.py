@@ -239,11 +239,15 @@ def greedy_select(
     order = []
     tie = rng.random(n_candidates)
     base = 0.0
+    additive = getattr(set_influence, "pi", None)
     for _ in range(budget):
         cand = np.flatnonzero(~chosen)
-        masks = np.broadcast_to(chosen, (len(cand), n_candidates)).copy()
-        masks[np.arange(len(cand)), cand] = True
-        gains = set_influence(masks) - base
+        if additive is not None:  # eq. (9): the marginal gain of k is pi(k) (no need to evaluate sets)
+            gains = additive[cand]
+        else:
+            masks = np.broadcast_to(chosen, (len(cand), n_candidates)).copy()
+            masks[np.arange(len(cand)), cand] = True
+            gains = set_influence(masks) - base
         best = np.lexsort((-tie[cand], -gains))[0]
         k = cand[best]
         chosen[k] = True
@@ -254,4 +258,9 @@ def greedy_select(
 
 def additive_set_influence(pi: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Eq. (9): the influence of a set is the sum of its users' influences."""
-    return lambda masks: masks @ pi
+
+    def influence(masks: np.ndarray) -> np.ndarray:
+        return masks @ pi
+
+    influence.pi = np.asarray(pi, dtype=np.float64)  # type: ignore[attr-defined]
+    return influence
