@@ -1,4 +1,4 @@
-"""Command line: ``recpoison list | run | demo`` (Typer + Rich).
+"""Command line: ``recpoison list | run | demo | sweep | report`` (Typer + Rich).
 
 User errors (:class:`recpoison.errors.RecPoisonError`) are printed as one line on stderr, without a
 traceback, and the command exits with status 2.
@@ -116,6 +116,8 @@ def run_cmd(
     k: int = typer.Option(10, "--k", help="Length of the top-K lists."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     target_strategy: str = typer.Option("random", help="random | unpopular"),
+    knowledge: str = typer.Option("full", help="Attacker's knowledge: full | partial:F (F in (0, 1], seed 001 §5.3)."),
+    target_mode: str = typer.Option("together", help="together: one attack promotes all targets | each: one attack per target (seed 001)."),
     victim_param: Optional[List[str]] = typer.Option(None, help="Victim hyper-parameter NAME=VALUE (repeatable)."),
     attack_param: Optional[List[str]] = typer.Option(None, help="Attack hyper-parameter NAME=VALUE (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
@@ -133,6 +135,8 @@ def run_cmd(
         k=k,
         seed=seed,
         target_strategy=target_strategy,
+        knowledge=knowledge,
+        target_mode=target_mode,
         victim_params=parse_params(victim_param, "victim"),
         attack_params=parse_params(attack_param, "attack"),
     )
@@ -160,43 +164,34 @@ DEMO_SIZES = (0.01, 0.03)
 def demo_cmd(
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Folder for the results."),
     seed: int = typer.Option(0, help="Seed."),
+    workers: int = typer.Option(1, help="Worker processes (see `recpoison sweep --workers`)."),
 ) -> None:
-    """Run the demo grid on ML-100K: mf x {none, random, average, bandwagon, popular} x {1%, 3%}, 5 targets."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+    """Run the demo grid on ML-100K (examples/demo.yaml): mf x {none, random, average, bandwagon, popular} x {1%, 3%}, 5 targets."""
     from . import datasets
-    from .pipeline import CellCache, run_cell
+    from .experiments.cli import demo_spec, results_in_order
+    from .experiments.executors import make_executor
+    from .experiments.runner import run_sweep
 
-    specs = [
-        _spec(dataset="ml-100k", victim="mf", attack=a, attack_size=s, n_filler=20, n_targets=5, k=10, seed=seed)
-        for a in DEMO_ATTACKS
-        for s in DEMO_SIZES
-    ]
+    spec = demo_spec(seed, DEMO_ATTACKS, DEMO_SIZES)
     with err.status("obtaining MovieLens-100K (cache, GroupLens, or the PyPI fallback)..."):
-        data = datasets.load("ml-100k")
-    cache = CellCache()
-    cache.get(("data", "ml-100k"), lambda: data)
-    rows = []
-    t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err
-    ) as bar:
-        task = bar.add_task("demo cells", total=len(specs))
-        for spec in specs:
-            bar.update(task, description=f"{spec.attack:>9} {spec.attack_size:.0%}")
-            rows.append(run_cell(spec, cache))
-            bar.advance(task)
-    total = time.perf_counter() - t0
+        datasets.load("ml-100k")
+    run_dir = out_dir / time.strftime("demo-%Y%m%d-%H%M%S")
+    summary = run_sweep(spec, run_dir, make_executor("auto", workers), console=err)
+    if summary.failed:
+        for key, label, error in summary.failed:
+            err.print(f"[red]failed[/] {key} {label}: {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    rows = results_in_order(spec, run_dir)
+    attacks_ = list(dict.fromkeys(r["attack"] for r in rows))
+    sizes = sorted({r["attack_size"] for r in rows})
     t = Table(title=f"MF on ML-100K, seed {seed}: target HR@10 (accuracy HR@10)", title_justify="left")
     t.add_column("attack")
-    for s in DEMO_SIZES:
+    for s in sizes:
         t.add_column(f"{s:.0%} fake users", justify="right")
-    for a in DEMO_ATTACKS:
-        cells = [r for r in rows if r["attack"] == a]
+    for a in attacks_:
+        cells = sorted((r for r in rows if r["attack"] == a), key=lambda r: r["attack_size"])
         t.add_row(a, *[f"{fmt(r['hr_after'])} ({fmt(r['accuracy_after']['hr'], 3)})" for r in cells])
     out.print(t)
-    run_dir = out_dir / time.strftime("demo-%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     flat_keys = ["dataset", "victim", "attack", "attack_size", "n_fake", "n_filler", "k", "seed", "hr_before", "hr_after"]
     with open(run_dir / "results.csv", "w", newline="") as fh:
@@ -206,9 +201,43 @@ def demo_cmd(
             w.writerow(
                 [r[k_] for k_ in flat_keys]
                 + [r["accuracy_before"]["hr"], r["accuracy_after"]["hr"], r["accuracy_before"]["ndcg"], r["accuracy_after"]["ndcg"]]
-                + [" ".join(map(str, r["targets"])), sum(r["seconds"].values())]
+                + [" ".join(map(str, r["targets"])), r["seconds"].get("total", sum(r["seconds"].values()))]
             )
-    out.print(f"{len(rows)} cells in {total:.1f} s; results written to {run_dir}/results.csv and results.json")
+    out.print(
+        f"{len(rows)} cells in {summary.seconds:.1f} s; results written to {run_dir}/results.csv and results.json "
+        f"(store: results.sqlite; `recpoison report {run_dir}` for tables and plots)"
+    )
+
+
+# ---------------------------------------------------------------------------------------- sweep
+@app.command("sweep")
+@user_errors
+def sweep_cmd(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML), e.g. examples/demo.yaml; format in docs/experiments.md."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default runs/<spec name>); rerunning resumes it."),
+    workers: int = typer.Option(1, help="Parallel workers (local processes, or Ray task slots)."),
+    executor: str = typer.Option("auto", help="auto (inline for 1 worker, processes for more) | inline | processes | ray"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 | local (with --executor ray)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the cells without running them."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Run a grid of cells from a YAML spec into a resumable results store (RUN_DIR/results.sqlite)."""
+    from .experiments.cli import sweep
+
+    raise typer.Exit(sweep(spec, run_dir, workers, executor, address, dry_run, quiet, out, err))
+
+
+# ---------------------------------------------------------------------------------------- report
+@app.command("report")
+@user_errors
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `recpoison sweep` or `recpoison demo`."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RUN_DIR/report)."),
+) -> None:
+    """Tables (attack x attack size, mean ± std), CSV, PNG plots and an HTML page from a run folder."""
+    from .experiments.cli import report
+
+    raise typer.Exit(report(run_dir, out_dir, out))
 
 
 def main() -> None:
