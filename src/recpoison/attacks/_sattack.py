@@ -31,8 +31,14 @@ Departures and choices the paper leaves open (each is a parameter):
 * Optimiser: the paper says "projected subgradient method [3]" without a step rule. We take
   ``steps`` iterations of ``w <- clip(w - a_k G / max|G|, 0, r_max)`` with the diminishing,
   normalised step ``a_k = step * r_max / sqrt(k)`` (a standard rule for projected subgradient
-  methods, Boyd's notes), starting from ``w_t = r_max`` for the targets and 0 elsewhere (the
-  smallest profile that rates the targets). The subgradient of ``|w_i|`` at 0 is taken as 0.
+  methods, Boyd's notes), where ``G`` is restricted to the coordinates the projection does not
+  clip. We start from ``w_t = r_max`` for the targets and 0 elsewhere (the smallest profile that
+  rates the targets) and keep ``w_t = r_max`` throughout, since line 6 of Algorithm 2 rates the
+  targets ``r_max`` whatever (6) gives them: the fillers are chosen for that profile. The
+  subgradient of ``|w_i|`` at 0 is taken as 0. With the paper's ``b = 0.01`` and MF scores on a
+  1-5 scale, ``g'`` underflows for every pair whose score gap exceeds a few tenths, so most of
+  the time no filler gets a descent direction and the fillers are drawn at random among the
+  tied items (measured in docs/sattack.md).
 * ``Gamma_u`` is recomputed from the retrained surrogate before each fake user and held fixed while
   ``w_v`` is optimised.
 * The surrogate is the attacker's MF (eq. 1) with the victim's ``d`` and ``lambda`` (full
@@ -158,12 +164,16 @@ class SAttack(Attack):
         problem = FakeUserProblem(model, data, S, h, targets, c.top_n, c.eta, c.b)
         w = np.zeros(data.n_items)
         w[targets] = data.r_max
+        free = np.ones(data.n_items, dtype=bool)
+        free[targets] = False  # the targets are rated r_max (Algorithm 2, line 6)
         for k in range(1, c.steps + 1):
             _, G = problem.loss_and_grad(w)
-            scale = np.abs(G).max()
+            # projected direction: coordinates the box would clip do not count in the step size
+            D = np.where(free & ~((w <= 0) & (G > 0)) & ~((w >= data.r_max) & (G < 0)), G, 0.0)
+            scale = np.abs(D).max()
             if scale == 0:
-                break
-            w = np.clip(w - c.step * data.r_max / np.sqrt(k) * G / scale, 0.0, data.r_max)
+                break  # projected stationary point
+            w = np.clip(w - c.step * data.r_max / np.sqrt(k) * D / scale, 0.0, data.r_max)
         return w
 
 
