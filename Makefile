@@ -22,10 +22,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/recpoison demo
 
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q
 
 test-fast: $(VENV)/.dev-installed
-	$(PY) -m pytest -n 2 -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q -m "not slow"
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_mf.py
