@@ -58,3 +58,21 @@ def test_warm_start_continues_from_previous_item_factors():
     loss_cold = make("mf", d=4, reg=0.5, sweeps=2, dtype="float64").fit(data).loss()
     m.fit(data, warm_start=True)
     assert m.loss() < loss_cold
+
+
+def test_finetune_decreases_the_restricted_objective_and_leaves_others_alone():
+    from recpoison.testing import planted_blocks
+
+    data = planted_blocks(seed=1)
+    m = make("mf", d=4, reg=1.0, sweeps=3, seed=0).fit(data)
+    before = m.snapshot()
+    users = np.arange(5)
+    m.finetune(data, users, steps=6)
+    h = m.finetune_history_
+    assert len(h) == 6 and all(b <= a + 1e-4 * abs(a) for a, b in zip(h, h[1:]))
+    np.testing.assert_array_equal(m.user_factors_[5:], before["user_factors"][5:])
+    assert not np.allclose(m.user_factors_[:5], before["user_factors"][:5])
+    m.restore(before)
+    np.testing.assert_array_equal(m.user_factors_, before["user_factors"])
+    with pytest.raises(ConfigError):
+        m.finetune(data, np.array([data.n_users]), steps=1)

@@ -143,12 +143,15 @@ def _plot_hr(t: Table, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     x = np.asarray(t.cols, dtype=float) * 100
     span = (x.max() - x.min()) or 1.0
+    # distinct colours for every attack (tab10 has grey at index 7, which "none" uses)
+    palette = [c for j, c in enumerate(plt.get_cmap("tab10").colors) if j != 7] + list(plt.get_cmap("Dark2").colors)
+    others = iter(palette)
     for i, r in enumerate(t.rows):
         dx = (i - (len(t.rows) - 1) / 2) * 0.008 * span  # dodge so the error bars do not overlap
         st = [t.stat(r, s) for s in t.cols]
         mean = np.array([a for a, _, _ in st])
         std = np.array([b for _, b, _ in st])
-        style = dict(linestyle="--", color="grey") if r == "none" else {}
+        style = dict(linestyle="--", color="grey") if r == "none" else dict(color=next(others))
         ax.errorbar(x + dx, mean, yerr=std, marker="o", capsize=3, label=r, **style)
     ax.set_xlabel("attack size (fake users, % of normal users)")
     ax.set_ylabel(t.metric.replace(" after the attack", ""))

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import torch
 
 from ..config import check
+from ..errors import ConfigError
 from ..interactions import Interactions
 from .base import VICTIMS, Recommender, resolve_device
 
@@ -162,6 +163,59 @@ class MF(Recommender):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return self.user_factors_[users] @ self.item_factors_.T
+
+    # ------------------------------------------------------------------ for RVD (seed 004)
+    def finetune(self, data: Interactions, users: np.ndarray, steps: int) -> "MF":
+        """Continue from the current factors on the ratings of ``users`` only.
+
+        Each of ``steps`` sweeps solves eq. (1) restricted to the rows ``users`` exactly, first for
+        those users' factors (Y fixed), then for the factors of the items they rated (their X
+        fixed): block coordinate descent on the restricted objective, whose value
+        (``finetune_history_``) never increases. Other users' factors and unrated items' factors
+        are untouched.
+        ``data`` must have the training data's shape. :meth:`snapshot` / :meth:`restore` go back.
+        """
+        self._check_fitted()
+        if not isinstance(data, Interactions) or data.shape != self.train_.shape:
+            raise ConfigError(f"mf: finetune needs an Interactions of shape {self.train_.shape}")
+        users = np.unique(np.atleast_1d(np.asarray(users, dtype=np.int64)))
+        if users.size == 0 or users.min() < 0 or users.max() >= data.n_users:
+            raise ConfigError(f"mf: finetune users must be row indices in [0, {data.n_users})")
+        if steps < 1:
+            raise ConfigError(f"mf: steps={steps} must be at least 1")
+        c = self.config
+        dt = torch.float64 if c.dtype == "float64" else torch.float32
+        sub = data.matrix[users]
+        items = np.unique(sub.indices)
+        by_user = RowBlocks(sub, dt, torch.device("cpu"))
+        by_item = RowBlocks(sub[:, items].T.tocsr(), dt, torch.device("cpu"))
+        X = torch.as_tensor(self.user_factors_, dtype=dt).clone()
+        Y = torch.as_tensor(self.item_factors_, dtype=dt).clone()
+        history = []
+        for _ in range(steps):
+            X[users] = ridge_solve(by_user, Y, c.reg)
+            if items.size:
+                Y[items] = ridge_solve(by_item, X[users], c.reg)
+            xs, ys = X[users].numpy(), Y.numpy()
+            coo = sub.tocoo()
+            err = coo.data - np.einsum("nd,nd->n", xs[coo.row], ys[coo.col])
+            history.append(float(np.sum(err**2) + c.reg * (np.sum(xs**2) + np.sum(ys[items] ** 2))))
+        self.user_factors_, self.item_factors_ = X.numpy(), Y.numpy()
+        self.finetune_history_ = history
+        return self
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the learned factors (put back with :meth:`restore`)."""
+        self._check_fitted()
+        return {"user_factors": self.user_factors_.copy(), "item_factors": self.item_factors_.copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> "MF":
+        self._check_fitted()
+        if set(state) != {"user_factors", "item_factors"} or state["user_factors"].shape != self.user_factors_.shape or state["item_factors"].shape != self.item_factors_.shape:
+            raise ConfigError("mf: restore needs the dict returned by snapshot() of this model")
+        self.user_factors_ = np.array(state["user_factors"], copy=True)
+        self.item_factors_ = np.array(state["item_factors"], copy=True)
+        return self
 
     def user_embeddings(self) -> np.ndarray:
         return self.user_factors_
