@@ -170,3 +170,15 @@ def test_report_draws_detection_bars_when_fpr_fnr_are_stored(tmp_path):
     assert fpr.stat("average", 0.03) == (0.03, 0.0, 1)
     assert (rep["out_dir"] / "detection_1.png").read_bytes()[:4] == b"\x89PNG"
     assert "detection_1.png" in (rep["out_dir"] / "report.html").read_text()
+
+
+def test_cells_differing_only_in_victim_or_k_share_fake_profiles():
+    from recpoison.pipeline import CellCache, CellSpec, run_cell
+
+    cache = CellCache()
+    a = run_cell(CellSpec(dataset="synthetic", victim="mf", attack="average", attack_size=0.05, k=10, victim_params={"d": 4, "sweeps": 3}), cache)
+    n = len(cache._store)
+    b = run_cell(CellSpec(dataset="synthetic", victim="mf", attack="average", attack_size=0.05, k=5, victim_params={"d": 4, "sweeps": 3}), cache)
+    fakes = [k for k in cache._store if k[0] == "fakes"]
+    assert len(fakes) == 1 and len(cache._store) == n + 1  # only the clean model's evaluation at k=5 is new
+    assert a["seconds"]["attack"] >= 0 and b["n_fake"] == a["n_fake"]

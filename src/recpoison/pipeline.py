@@ -89,6 +89,10 @@ class CellCache:
         return self._store[key]
 
 
+def _frozen(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
 def _evaluate(model, split: Split, targets: np.ndarray, k: int) -> dict[str, Any]:
     data = model.train_
     users = np.arange(data.n_normal)
@@ -136,7 +140,11 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
         rng = derive_rng(spec.seed, *keys)
         # the attacker sees only its knowledge view; the victim trains on the full poisoned data
         view = timed("knowledge", lambda: make_view(train, spec.knowledge, group, derive_rng(spec.seed, "knowledge", spec.knowledge)))
-        fakes = timed("attack", lambda: attack.generate(view, group, n_fake, spec.n_filler, rng))
+        # fake profiles depend on the attacker's side only (not on the victim or K): cells that
+        # differ only there share them through the cache
+        fkey = ("fakes", spec.dataset, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
+                spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
+        fakes = timed("attack", lambda: cache.get(fkey, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng)))
         if fakes.n_users == 0:
             ev = before if len(groups) == 1 else _evaluate(clean, split, group, spec.k)
         else:
