@@ -1,4 +1,5 @@
-"""Sweeps end to end on synthetic data: store, resume, failures, workers, Ray, report."""
+"""Sweeps end to end on synthetic data: store, resume, failures, workers, the Ray executor against
+a local Ray instance started by the test (skipped without Ray), report."""
 
 import json
 import sqlite3
@@ -182,3 +183,38 @@ def test_cells_differing_only_in_victim_or_k_share_fake_profiles():
     fakes = [k for k in cache._store if k[0] == "fakes"]
     assert len(fakes) == 1 and len(cache._store) == n + 1  # only the clean model's evaluation at k=5 is new
     assert a["seconds"]["attack"] >= 0 and b["n_fake"] == a["n_fake"]
+
+
+# ------------------------------------------------------------------------------ Ray executor
+def test_ray_executor_gives_the_inline_results(spec_path, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'recpoison[ray]'); CI installs it")
+    from recpoison.experiments.executors import RayExecutor
+
+    spec = load_spec(spec_path)
+    run_sweep(spec, tmp_path / "inline", InlineExecutor(), progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ex = RayExecutor()
+        assert ex.slots == 2
+        s = run_sweep(spec, tmp_path / "ray", ex, progress=False)
+    finally:
+        ray.shutdown()
+    assert s.ok and s.done == 16
+    assert metrics_of(tmp_path / "ray") == metrics_of(tmp_path / "inline")
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from recpoison.experiments import executors
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ConfigError, match=r"pip install 'recpoison\[ray\]'"):
+        executors.make_executor("ray", 1, "auto")
