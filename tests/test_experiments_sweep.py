@@ -5,6 +5,7 @@ import json
 import sqlite3
 import textwrap
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -218,3 +219,16 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ConfigError, match=r"pip install 'recpoison\[ray\]'"):
         executors.make_executor("ray", 1, "auto")
+
+
+def test_target_mode_each_attacks_every_target_on_its_own():
+    from recpoison.pipeline import CellCache, CellSpec, run_cell
+
+    common = dict(dataset="synthetic", victim="mf", attack_size=0.05, n_targets=3, target_mode="each", victim_params={"d": 4, "sweeps": 3})
+    none = run_cell(CellSpec(attack="none", **common), CellCache())
+    assert none["hr_per_target_after"] == none["hr_per_target_before"]
+    cache = CellCache()
+    each = run_cell(CellSpec(attack="average", **common), cache)
+    fakes = [k for k in cache._store if k[0] == "fakes"]
+    assert len(fakes) == 3 and all(len(k[-1]) == 1 for k in fakes)  # one attack per target
+    assert each["hr_after"] == pytest.approx(np.mean(each["hr_per_target_after"]))

@@ -127,7 +127,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
         model = victims.make(spec.victim, **vparams).fit(train)
         return model, _evaluate(model, split, targets, spec.k)
 
-    clean, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
+    _, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
     attack = attacks.make(spec.attack, **spec.attack_params)
     n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
     # "together": one set of fake users promotes every target; "each" (seed 001 §5.1.4): each target
@@ -145,13 +145,15 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
         fkey = ("fakes", spec.dataset, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
                 spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
         fakes = timed("attack", lambda: cache.get(fkey, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng)))
-        if fakes.n_users == 0:
-            ev = before if len(groups) == 1 else _evaluate(clean, split, group, spec.k)
-        else:
-            poisoned = train.append_users(fakes)
-            model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
-            ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
-        hr_after[np.searchsorted(targets, group)] = ev["hr_per_target"]
+        pos = np.searchsorted(targets, group)
+        if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
+            hr_after[pos] = np.asarray(before["hr_per_target"])[pos]
+            accs.append((before["acc_hr"], before["acc_ndcg"]))
+            continue
+        poisoned = train.append_users(fakes)
+        model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
+        ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
+        hr_after[pos] = ev["hr_per_target"]
         accs.append((ev["acc_hr"], ev["acc_ndcg"]))
     after = {
         "hr": float(np.nanmean(hr_after)) if np.isfinite(hr_after).any() else float("nan"),
