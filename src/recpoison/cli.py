@@ -1,4 +1,4 @@
-"""Command line: ``recpoison list | run | demo | sweep | report`` (Typer + Rich).
+"""Command line: ``recpoison list | run | detect | demo | sweep | report`` (Typer + Rich).
 
 User errors (:class:`recpoison.errors.RecPoisonError`) are printed as one line on stderr, without a
 traceback, and the command exits with status 2.
@@ -66,13 +66,14 @@ def fmt(x: Any, digits: int = 4) -> str:
 @app.command("list")
 @user_errors
 def list_cmd() -> None:
-    """List the data sets, victims and attacks, each with its paper."""
-    from . import attacks, datasets, victims
+    """List the data sets, victims, attacks and detectors, each with its paper."""
+    from . import attacks, datasets, detect, victims
 
     for title, rows in (
         ("Data sets", [(n, p, s) for n, p, s in datasets.list_datasets()]),
         ("Victims", [(e.name, e.paper, e.summary) for e in victims.VICTIMS]),
         ("Attacks", [(e.name, e.paper, e.summary) for e in attacks.ATTACKS]),
+        ("Detectors", [(e.name, e.paper, e.summary) for e in detect.DETECTORS]),
     ):
         t = Table(title=title, title_justify="left")
         for col in ("name", "paper / source", "what it is"):
@@ -101,7 +102,27 @@ def _result_table(res: dict[str, Any], title: str) -> Table:
     t.add_row(f"target HR@{k} (mean of {len(res['targets'])})", fmt(res["hr_before"]), fmt(res["hr_after"]))
     t.add_row(f"accuracy HR@{k} (leave-one-out)", fmt(res["accuracy_before"]["hr"]), fmt(res["accuracy_after"]["hr"]))
     t.add_row(f"accuracy NDCG@{k}", fmt(res["accuracy_before"]["ndcg"]), fmt(res["accuracy_after"]["ndcg"]))
+    if "detection" in res:
+        t = _with_detection(t, res)
     return t
+
+
+def _with_detection(t: Table, res: dict[str, Any]) -> Table:
+    """Rebuild the result table with an 'after detection' column and the detector's rates."""
+    k = res["k"]
+    d = res["detection"]
+    nt = Table(title=t.title, title_justify="left")
+    for col in ("metric", "before attack", "after attack", f"after {res['detector']}"):
+        nt.add_column(col, justify="left" if col == "metric" else "right")
+    nt.add_row(f"target HR@{k} (mean of {len(res['targets'])})", fmt(res["hr_before"]), fmt(res["hr_after"]), fmt(res["hr_after_detection"]))
+    for m, name in (("hr", f"accuracy HR@{k} (leave-one-out)"), ("ndcg", f"accuracy NDCG@{k}")):
+        nt.add_row(name, fmt(res["accuracy_before"][m]), fmt(res["accuracy_after"][m]), fmt(res["accuracy_after_detection"][m]))
+    nt.add_row("detection FPR / FNR", "", "", f"{fmt(d['fpr'])} / {fmt(d['fnr'])}")
+    for phase, r in d["phases"].items():
+        if len(d["phases"]) > 1:
+            nt.add_row(f"  phase {phase}: FPR / FNR", "", "", f"{fmt(r['fpr'])} / {fmt(r['fnr'])}")
+    nt.add_row("users flagged (normal among them)", "", "", f"{d['n_flagged']} ({d['n_flagged_normal']})")
+    return nt
 
 
 @app.command("run")
@@ -120,10 +141,17 @@ def run_cmd(
     target_mode: str = typer.Option("together", help="together: one attack promotes all targets | each: one attack per target (seed 001)."),
     victim_param: Optional[List[str]] = typer.Option(None, help="Victim hyper-parameter NAME=VALUE (repeatable)."),
     attack_param: Optional[List[str]] = typer.Option(None, help="Attack hyper-parameter NAME=VALUE (repeatable)."),
+    detector: str = typer.Option("none", help="Fake-user detector applied to the poisoned data (none | svm | svm-tia | pca | perfect | random)."),
+    detector_param: Optional[List[str]] = typer.Option(None, help="Detector hyper-parameter NAME=VALUE (repeatable), e.g. train_attacks=random,average."),
+    save_fakes: Optional[Path] = typer.Option(None, "--save-fakes", help="Write the injected profiles to this CSV (user,item,rating); --dataset loads it back."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    """Attack one victim on one data set and print target HR@K and accuracy before / after."""
+    """Attack one victim on one data set and print target HR@K and accuracy before / after
+    (and after detection, with --detector)."""
     from .pipeline import run_cell
+
+    if save_fakes is not None:
+        _check_new_file(save_fakes, "--save-fakes")
 
     spec = _spec(
         dataset=dataset,
@@ -139,10 +167,20 @@ def run_cmd(
         target_mode=target_mode,
         victim_params=parse_params(victim_param, "victim"),
         attack_params=parse_params(attack_param, "attack"),
+        detector=detector,
+        detector_params=parse_params(detector_param, "detector"),
     )
     t0 = time.perf_counter()
-    res = run_cell(spec)
+    res, fakes = run_cell(spec, return_fakes=True)
     res["seconds"]["total"] = round(time.perf_counter() - t0, 4)
+    if save_fakes is not None:
+        from . import datasets
+        from .detect.labelled import write_profiles
+
+        ids = datasets.load(spec.dataset).user_ids
+        first = int(ids.max()) + 1 if ids.dtype.kind in "iu" and len(ids) else 1
+        n = write_profiles(save_fakes, fakes, first)
+        err.print(f"{n} fake profiles written to {save_fakes} (user ids from {first})", highlight=False, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(res) + "\n")
         return
@@ -152,6 +190,76 @@ def run_cmd(
     )
     out.print(_result_table(res, title))
     out.print(f"time: {res['seconds']['total']:.1f} s  ({', '.join(f'{s} {v:.2f}' for s, v in res['seconds'].items() if s != 'total')})")
+
+
+def _check_new_file(path: Path, option: str) -> None:
+    """Refuse to overwrite a file or to write into a folder that does not exist (no data lost)."""
+    if path.exists():
+        raise ConfigError(f"{option} {str(path)!r} already exists; give a new file name (nothing is overwritten)")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist")
+
+
+# ---------------------------------------------------------------------------------------- detect
+@app.command("detect")
+@user_errors
+def detect_cmd(
+    dataset: str = typer.Option(..., help="Ratings file (user,item,rating[,timestamp]) or a data set name."),
+    detector: str = typer.Option(..., help="Detector (see `recpoison list`): svm, svm-tia (need --labels), pca, perfect, random."),
+    labels: Optional[Path] = typer.Option(None, help="CSV of user_id,label (1 = fake, 0 = normal); users not named count as normal."),
+    detector_param: Optional[List[str]] = typer.Option(None, help="Detector hyper-parameter NAME=VALUE (repeatable)."),
+    folds: int = typer.Option(5, help="Cross-validation folds for a supervised detector (>= 2)."),
+    seed: int = typer.Option(0, help="Seed of the folds and of randomised detectors."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="CSV of the flagged user ids (default: print only)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Flag fake users in a ratings file; with --labels, print FPR / FNR (per phase where the detector has phases)."""
+    from . import datasets, detect
+    from .detect.labelled import detect_labelled, read_labels, write_flagged
+
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed} must be >= 0")
+    if out_file is not None:
+        _check_new_file(out_file, "--out")
+    params = parse_params(detector_param, "detector")
+    cls = detect.DETECTORS.entry(detector).factory
+    if not cls.active:
+        raise ConfigError("detector 'none' flags nobody; name a detector (see `recpoison list`)")
+    if "seed" in cls.Config.__dataclass_fields__ and "seed" not in params:
+        params["seed"] = seed
+    det = detect.make(detector, **params)
+    if det.supervised and any(k_ in params for k_ in ("train_attacks", "n_train_fake", "n_train_normal", "train_batch")):
+        raise ConfigError("train_attacks / n_train_* / train_batch apply to experiments (`recpoison run`); `detect` trains on --labels")
+    data = datasets.load(dataset)
+    y, unnamed = (read_labels(labels, data) if labels is not None else (None, 0))
+    res = detect_labelled(det, data, y, folds=folds, seed=seed)
+    mask = res["flagged"]
+    if out_file is not None:
+        write_flagged(out_file, data, mask)
+    summary = {
+        "dataset": dataset, "detector": detector, "detector_params": params, "n_users": data.n_users,
+        "n_flagged": int(mask.sum()), "labels": str(labels) if labels else None, "unlabelled_as_normal": unnamed,
+        "n_fake_labelled": int(y.sum()) if y is not None else None, "cv_folds": res["cv_folds"],
+        "fpr": res["rates"]["fpr"] if res["rates"] else None, "fnr": res["rates"]["fnr"] if res["rates"] else None,
+        "phases": res["phases"], "out": str(out_file) if out_file else None,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    out.print(f"{detector} on {data.name}: {summary['n_flagged']} of {data.n_users} users flagged", highlight=False, markup=False)
+    if res["rates"]:
+        out.print(f"FPR {fmt(summary['fpr'])}  FNR {fmt(summary['fnr'])}  ({summary['n_fake_labelled']} users labelled fake; "
+                  f"{unnamed} users not in the labels file counted as normal)", highlight=False, markup=False)
+        if len(res["phases"]) > 1:
+            for phase, r in res["phases"].items():
+                out.print(f"  phase {phase}: FPR {fmt(r['fpr'])}  FNR {fmt(r['fnr'])}", highlight=False, markup=False)
+    if res["cv_folds"]:
+        out.print(f"{det.name} is supervised: scored by {res['cv_folds']}-fold cross-validation over users; "
+                  "no user is flagged by a model trained on its label", highlight=False, markup=False)
+    if out_file is not None:
+        out.print(f"flagged user ids written to {out_file}", highlight=False, markup=False)
 
 
 # ---------------------------------------------------------------------------------------- demo

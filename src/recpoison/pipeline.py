@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import attacks, datasets, victims
+from . import attacks, datasets, detect, victims
 from .config import check
 from .errors import ConfigError
 from .interactions import Interactions
 from .knowledge import make_view, parse_knowledge
-from .metrics import hit_ratio_from_topk, loo_accuracy_from_topk
+from .metrics import detection_rates, hit_ratio_from_topk, loo_accuracy_from_topk
 from .seeding import derive_rng, derive_seed
 from .splits import Split, leave_one_out
 
@@ -46,10 +46,13 @@ class CellSpec:
     target_mode: Literal["together", "each"] = "together"
     victim_params: dict = field(default_factory=dict)
     attack_params: dict = field(default_factory=dict)
+    detector: str = "none"
+    detector_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         victims.VICTIMS.entry(self.victim)
         attacks.ATTACKS.entry(self.attack)
+        detect.DETECTORS.entry(self.detector)
         check(
             isinstance(self.attack_size, (int, float)) and 0 < self.attack_size <= 1,
             f"attack size {self.attack_size} must be in (0, 1] (a fraction of the normal users, e.g. 0.03)",
@@ -93,17 +96,20 @@ def _frozen(params: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
-def _evaluate(model, split: Split, targets: np.ndarray, k: int) -> dict[str, Any]:
+def _evaluate(model, split: Split, targets: np.ndarray, k: int, test_items: np.ndarray | None = None) -> dict[str, Any]:
+    """Target HR@K and leave-one-out accuracy over the normal users of the model's training data;
+    ``test_items``: their held-out items, when the rows are not the split's (after detection)."""
     data = model.train_
     users = np.arange(data.n_normal)
     topk = model.recommend(users, k)
     hr = hit_ratio_from_topk(topk, data, targets, users)
-    acc = loo_accuracy_from_topk(topk, split.test_items, users)
+    acc = loo_accuracy_from_topk(topk, split.test_items if test_items is None else test_items, users)
     return {"hr": float(np.nanmean(hr)) if np.isfinite(hr).any() else float("nan"), "hr_per_target": hr.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()}}
 
 
-def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
-    """Run one cell and return a flat, JSON-ready result dict (see ``recpoison run --json``)."""
+def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool = False):
+    """Run one cell and return a flat, JSON-ready result dict (see ``recpoison run --json``);
+    with ``return_fakes``, also the list of injected profiles (one Interactions per target group)."""
     cache = cache or CellCache()
     seconds: dict[str, float] = {}
 
@@ -130,11 +136,14 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
     _, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
     attack = attacks.make(spec.attack, **spec.attack_params)
     n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
+    detector = _make_detector(spec, train)
     # "together": one set of fake users promotes every target; "each" (seed 001 §5.1.4): each target
     # is attacked on its own by n_fake fake users, and HR@K is averaged over the targets
     groups = [targets[i : i + 1] for i in range(len(targets))] if spec.target_mode == "each" else [targets]
     hr_after = np.full(len(targets), np.nan)
-    accs = []
+    hr_det = np.full(len(targets), np.nan)
+    accs, det_accs, det_stats = [], [], []
+    fake_parts = []
     for group in groups:
         keys = ("attack", spec.attack, str(spec.attack_size)) + ((str(int(group[0])),) if spec.target_mode == "each" else ())
         rng = derive_rng(spec.seed, *keys)
@@ -145,23 +154,46 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
         fkey = ("fakes", spec.dataset, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
                 spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
         fakes = timed("attack", lambda: cache.get(fkey, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng)))
+        fake_parts.append(fakes)
         pos = np.searchsorted(targets, group)
         if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
             hr_after[pos] = np.asarray(before["hr_per_target"])[pos]
             accs.append((before["acc_hr"], before["acc_ndcg"]))
+            poisoned, ev = train, before
+        else:
+            poisoned = train.append_users(fakes)
+            model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
+            ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
+            hr_after[pos] = ev["hr_per_target"]
+            accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+        if detector is None:
             continue
-        poisoned = train.append_users(fakes)
-        model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
-        ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
-        hr_after[pos] = ev["hr_per_target"]
-        accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+        # detection stage: the provider flags users of the poisoned data, drops every flagged
+        # user (fake or not) and retrains; the HR population is the normal users still present
+        fitted = timed("detect_fit", lambda: _fit_detector(detector, spec, train, targets, len(group), n_fake, cache))
+        mask = timed("detect_flag", lambda: fitted.flag(poisoned))
+        stats = detection_rates(mask, poisoned.is_fake)
+        stats["n_flagged"] = int(mask.sum())
+        stats["n_flagged_normal"] = int(mask[: train.n_normal].sum())
+        stats["phases"] = {name: detection_rates(m, poisoned.is_fake) for name, m in fitted.phase_masks_.items()}
+        det_stats.append(stats)
+        if not mask.any():  # nobody removed: the figures without detection stand
+            hr_det[pos] = np.asarray(ev["hr_per_target"])[pos] if ev is before else ev["hr_per_target"]
+            det_accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+            continue
+        kept_normal = np.flatnonzero(~mask[: train.n_normal])
+        cleaned = poisoned.drop_users(mask)
+        model_d = timed("fit_detected", lambda: victims.make(spec.victim, **vparams).fit(cleaned))
+        ev_d = timed("evaluate", lambda: _evaluate(model_d, split, group, spec.k, split.test_items[kept_normal]))
+        hr_det[pos] = ev_d["hr_per_target"]
+        det_accs.append((ev_d["acc_hr"], ev_d["acc_ndcg"]))
     after = {
-        "hr": float(np.nanmean(hr_after)) if np.isfinite(hr_after).any() else float("nan"),
+        "hr": _mean(hr_after),
         "hr_per_target": hr_after.tolist(),
         "acc_hr": float(np.mean([a[0] for a in accs])),
         "acc_ndcg": float(np.mean([a[1] for a in accs])),
     }
-    return {
+    result = {
         "dataset": spec.dataset,
         "victim": spec.victim,
         "attack": spec.attack,
@@ -182,8 +214,86 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None) -> dict[str, Any]:
         "accuracy_after": {"hr": after["acc_hr"], "ndcg": after["acc_ndcg"]},
         "victim_params": spec.victim_params,
         "attack_params": spec.attack_params,
-        "seconds": {k_: round(v, 4) for k_, v in seconds.items()},
+        "detector": spec.detector,
+        "detector_params": spec.detector_params,
     }
+    if detector is not None:
+        result["detection"] = {
+            **{m: _mean(np.array([d[m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr")},
+            **{m: int(sum(d[m] for d in det_stats)) for m in ("n_flagged", "n_flagged_normal")},
+            "phases": {
+                p: {m: _mean(np.array([d["phases"][p][m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr")}
+                for p in det_stats[0]["phases"]
+            },
+        }
+        if detector.supervised:
+            result["detection_train"] = fitted.train_info_
+        result["hr_after_detection"] = _mean(hr_det)
+        result["hr_per_target_after_detection"] = hr_det.tolist()
+        result["accuracy_after_detection"] = {"hr": float(np.mean([a[0] for a in det_accs])), "ndcg": float(np.mean([a[1] for a in det_accs]))}
+    result["seconds"] = {k_: round(v, 4) for k_, v in seconds.items()}
+    if return_fakes:
+        return result, fake_parts
+    return result
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+
+def _make_detector(spec: CellSpec, train: Interactions):
+    """The cell's detector (None when there is no detection stage), seeded from the cell."""
+    entry = detect.DETECTORS.entry(spec.detector)
+    cls = entry.factory
+    if not cls.active:
+        if spec.detector_params:
+            raise ConfigError(f"detector 'none' takes no parameters (got {', '.join(spec.detector_params)})")
+        return None
+    params = dict(spec.detector_params)
+    if "seed" in getattr(cls.Config, "__dataclass_fields__", {}) and "seed" not in params:
+        params["seed"] = derive_seed(spec.seed, "detector", spec.detector)
+    det = cls(**params)
+    if det.needs_ratings:
+        from .detect.features import require_ratings
+
+        require_ratings(train, f"detector {spec.detector!r}: its rating features")
+    return det
+
+
+def _fit_detector(det, spec: CellSpec, train: Interactions, targets: np.ndarray, n_targets: int, n_fake: int, cache: CellCache):
+    """Fit a supervised detector on fake users generated apart from the cell (detect.training);
+    cached per (data, seed, training attacks, sizes, excluded targets)."""
+    if not det.supervised:
+        return det.fit(train)
+    from .detect.svm import train_attack_names
+    from .detect.training import training_contexts
+
+    cfg = det.config
+    names = train_attack_names(cfg.train_attacks)
+    params: dict[str, dict] = {}
+    if not names:
+        if attacks.ATTACKS.entry(spec.attack).factory.injects:
+            names, params = [spec.attack], {spec.attack: dict(spec.attack_params)}
+        else:
+            # nothing to imitate: the classic shilling models the rating features were designed for
+            names = list(DEFAULT_TRAIN_ATTACKS)
+    batch = cfg.train_batch or max(1, n_fake or int(round(spec.attack_size * train.n_normal)))
+    tkey = ("det-train", spec.dataset, spec.seed, tuple(names), _frozen({n: _frozen(p) for n, p in params.items()}),
+            n_targets, spec.n_filler, batch, cfg.n_train_fake, cfg.n_train_normal, tuple(int(t) for t in targets))
+    contexts, info = cache.get(tkey, lambda: training_contexts(
+        train, names, n_targets, spec.n_filler, batch, targets, spec.seed, cfg.n_train_fake, cfg.n_train_normal, params))
+    dkey = ("detector", spec.detector, _frozen(spec.detector_params)) + tkey
+
+    def fit():
+        fitted = type(det)(**det.get_params()).fit([c for c, _ in contexts], [y for _, y in contexts])
+        fitted.train_info_ = info
+        return fitted
+
+    return cache.get(dkey, fit)
+
+
+#: training attacks of a supervised detector in a cell whose own attack injects nobody
+DEFAULT_TRAIN_ATTACKS = ("random", "average", "bandwagon")
 
 
 def spec_dict(spec: CellSpec) -> dict[str, Any]:

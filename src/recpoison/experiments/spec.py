@@ -21,6 +21,8 @@ Format (every axis takes one value or a non-empty list; the grid is their Cartes
       mf: {sweeps: 5}
     per_attack:
       bandwagon: {popular_fraction: 0.1}
+    per_detector:                   # likewise for a detector (axes.detector: [none, svm, svm-tia])
+      svm-tia: {tau: 4}
 
 Axis names are the fields of :class:`recpoison.pipeline.CellSpec` (so a field another module adds,
 such as ``knowledge``, is an axis at once). ``metrics.k`` is the same as ``axes.k``: ``run_cell``
@@ -47,8 +49,10 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, RecPoisonError
 
-TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack")
-PARAM_AXES = ("victim_params", "attack_params")
+TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector")
+PARAM_AXES = ("victim_params", "attack_params", "detector_params")
+#: the component axes that have a parameter axis and a per_<kind> section
+KINDS = ("victim", "attack", "detector")
 
 
 def _cellspec():
@@ -89,7 +93,8 @@ class Cell:
 
     def label(self) -> str:
         p = self.params
-        return f"{p['victim']} {p['attack']} {p['attack_size']:g} seed {p['seed']}"
+        det = p.get("detector", "none")
+        return f"{p['victim']} {p['attack']} {p['attack_size']:g} seed {p['seed']}" + (f" detector {det}" if det != "none" else "")
 
 
 @dataclass(frozen=True)
@@ -179,9 +184,9 @@ def _check_field(name: str, value: Any, place: str, hints: dict) -> None:
 
 def _check_params(kind: str, names: list[str], params: dict, place: str) -> None:
     """Instantiate each component with ``params`` (constructors only validate their config)."""
-    from .. import attacks, victims
+    from .. import attacks, detect, victims
 
-    registry = victims.VICTIMS if kind == "victim" else attacks.ATTACKS
+    registry = {"victim": victims.VICTIMS, "attack": attacks.ATTACKS, "detector": detect.DETECTORS}[kind]
     for name in names:
         try:
             registry.make(name, **params)
@@ -240,7 +245,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
     full_axes = {n: axes.get(n, [defaults[n]]) for n in names}
 
     per: dict[str, dict] = {}
-    for section, kind in (("per_victim", "victim"), ("per_attack", "attack")):
+    for section, kind in ((f"per_{kind}", kind) for kind in KINDS):
         value = raw.get(section) or {}
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             _fail(f"{source}: {section}", f"must map {kind} names to parameter mappings")
@@ -249,7 +254,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
             if name not in listed:
                 _fail(f"{source}: {section}.{name}", f"{kind} {name!r} is not on the {kind} axis ({', '.join(listed)})")
         per[kind] = value
-    for kind in ("victim", "attack"):
+    for kind in KINDS:
         pax = f"{kind}_params"
         for i, params in enumerate(full_axes[pax]):
             place = f"{source}: axes.{pax}" + (f"[{i}]" if len(full_axes[pax]) > 1 else "")
@@ -262,6 +267,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         params = dict(zip(names, combo))
         params["victim_params"] = {**params["victim_params"], **per["victim"].get(params["victim"], {})}
         params["attack_params"] = {**params["attack_params"], **per["attack"].get(params["attack"], {})}
+        params["detector_params"] = {**params["detector_params"], **per["detector"].get(params["detector"], {})}
         try:
             CellSpec(**params)
         except RecPoisonError as exc:

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 
 DB_NAME = "results.sqlite"
 #: Result entries that are parameters or bookkeeping, not metrics.
-NOT_METRICS = {"targets", "target_index", "seconds", "victim_params", "attack_params"}
+NOT_METRICS = {"targets", "target_index", "seconds", "victim_params", "attack_params", "detector_params", "detection_train"}
 
 
 def code_version() -> str:

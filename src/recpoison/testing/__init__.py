@@ -8,7 +8,7 @@ A new victim's test file is a few lines::
         name = "my-model"
         params = {"epochs": 5}      # small and fast for the synthetic data
 
-and likewise ``AttackTests`` for an attack. The suites check config round-trip and rejection of
+and likewise ``AttackTests`` for an attack and ``DetectorTests`` for a detector. The suites check config round-trip and rejection of
 unknown parameters, determinism under a fixed seed, output shapes and dtypes, that inputs are not
 mutated, budgets, and a known-answer case on planted synthetic data.
 """
@@ -246,3 +246,113 @@ class AttackTests:
             s = m.score(np.arange(data.n_normal)).astype(np.float64)
             above.append(float(np.mean(s[:, None, :] > s[:, t][:, :, None])))
         assert above[1] < above[0] - 0.02, f"share of items above targets: before {above[0]:.3f}, after {above[1]:.3f}"
+
+
+def planted_attack(seed: int = 5, share: float = 0.1, attack: str = "average", n_filler: int = 15) -> tuple[Interactions, np.ndarray]:
+    """Known-answer data for detectors: the synthetic power-law, low-rank ratings (300 users x 200
+    items) with ``share`` x n_users fake users of ``attack`` appended (targets: the two least rated
+    items); returns (poisoned data, targets). (The planted blocks are too regular for detectors:
+    three groups are all of their principal structure.)"""
+    from ..attacks import ATTACKS
+    from ..datasets.synthetic import make_synthetic
+
+    data = make_synthetic(n_users=300, n_items=200, seed=seed)
+    targets = np.argsort(data.item_counts(), kind="stable")[:2]
+    fakes = ATTACKS.make(attack).generate(data, targets, int(share * data.n_users), n_filler, np.random.default_rng(seed))
+    return data.append_users(fakes), targets
+
+
+class DetectorTests:
+    """Inherit and set ``name`` and ``params``. Supervised detectors are trained on fake users
+    generated apart from the evaluated ones (other targets, other random stream), as in the
+    pipeline (``recpoison.detect.training``)."""
+
+    name: ClassVar[str]
+    params: ClassVar[dict[str, Any]] = {}
+    #: the known-answer check: flags more fakes than the random oracle flagging as many users
+    beats_random: ClassVar[bool] = True
+
+    def make(self, **kw):
+        from ..detect import DETECTORS
+
+        return DETECTORS.make(self.name, **{**self.params, **kw})
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def poisoned(cls) -> Interactions:
+        return planted_attack()[0]
+
+    def fitted(self, poisoned, **kw):
+        from ..detect.training import training_contexts
+
+        det = self.make(**kw)
+        if det.supervised:
+            clean = poisoned.normal()
+            _, targets = planted_attack()
+            contexts, _ = training_contexts(clean, ["average"], 2, 15, poisoned.n_fake, targets, seed=11, n_fake=90, n_normal=90)
+            det.fit([c for c, _ in contexts], [y for _, y in contexts])
+        else:
+            det.fit(poisoned)
+        return det
+
+    def test_registered_with_paper(self):
+        from ..detect import DETECTORS
+
+        assert DETECTORS.entry(self.name).paper
+
+    def test_config_round_trip(self):
+        d = self.make()
+        assert self.make(**d.get_params()).get_params() == d.get_params()
+
+    def test_rejects_unknown_parameter(self):
+        with pytest.raises(ConfigError, match="unknown parameter"):
+            self.make(no_such_parameter=1)
+
+    def test_mask_shape_and_dtype(self, poisoned):
+        mask = self.fitted(poisoned).flag(poisoned)
+        assert mask.shape == (poisoned.n_users,) and mask.dtype == bool
+
+    def test_deterministic(self, poisoned):
+        a = self.fitted(poisoned).flag(poisoned)
+        b = self.fitted(poisoned).flag(poisoned)
+        np.testing.assert_array_equal(a, b)
+
+    def test_does_not_mutate_input(self, poisoned):
+        before = _snapshot(poisoned)
+        self.fitted(poisoned).flag(poisoned)
+        assert _same(before, _snapshot(poisoned))
+
+    def test_among_restricts_the_flags(self, poisoned):
+        among = np.zeros(poisoned.n_users, dtype=bool)
+        among[::2] = True
+        mask = self.fitted(poisoned).flag(poisoned, among=among)
+        assert not (mask & ~among).any()
+
+    def test_unfitted_supervised_use_fails_clearly(self, poisoned):
+        d = self.make()
+        if not d.supervised:
+            pytest.skip("unsupervised: nothing to fit")
+        with pytest.raises(NotFittedError):
+            d.flag(poisoned)
+        with pytest.raises(ConfigError, match="labels"):
+            d.fit(poisoned)
+
+    def test_rating_features_refuse_implicit_data(self, poisoned):
+        d = self.make()
+        if not d.needs_ratings:
+            pytest.skip("reads no rating values")
+        implicit = poisoned.to_implicit()
+        with pytest.raises(ConfigError, match="implicit"):
+            d.fit(implicit, np.where(implicit.is_fake, 1, 0)).flag(implicit)
+
+    def test_catches_more_fakes_than_the_random_oracle(self, poisoned):
+        """Known answer: on synthetic data with 10% average-attack fakes, the detector catches a larger
+        share of the fakes than flagging as many users at random would in expectation."""
+        if not self.beats_random:
+            pytest.skip("an oracle or baseline")
+        from ..metrics import detection_rates
+
+        mask = self.fitted(poisoned).flag(poisoned)
+        caught = 1 - detection_rates(mask, poisoned.is_fake)["fnr"]
+        random_share = mask.sum() / poisoned.n_users  # expected recall of as many random flags
+        assert mask.any() and caught > random_share + 0.2, f"caught {caught:.2f} of the fakes, random would {random_share:.2f}"

@@ -1,0 +1,155 @@
+"""Detection on a ratings file with known labels: ``recpoison detect`` (no attack, no victim).
+
+:func:`read_labels` reads ``user_id,label`` lines (1 = fake, 0 = normal; a header line is allowed);
+:func:`detect_labelled` flags the users of a data set and scores the flags against the labels.
+
+A supervised detector given real labels is scored by stratified k-fold cross-validation over the
+labelled users: for each fold it is trained on the labels of the other folds and flags only users of
+the held-out fold (``Detector.flag(..., among=fold)``; SVM-TIA's target analysis counts only them),
+so no user is flagged by a model that saw its label. Features are computed once on the whole data
+set, as a provider sees it. The oracles ``perfect`` and ``random`` read the labelled fake users as
+the injected rows: the data set is reordered so that they come last (``Interactions.n_normal``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..interactions import Interactions
+from ..metrics import detection_rates
+from .base import Detector
+
+
+def read_labels(path: str | Path, data: Interactions) -> tuple[np.ndarray, int]:
+    """(labels over the users of ``data``, number of users the file does not name: taken as 0)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"labels file {str(p)!r} not found; give a CSV of user_id,label lines (1 = fake, 0 = normal)")
+    index = {str(u): i for i, u in enumerate(data.user_ids.tolist())}
+    labels = np.zeros(data.n_users, dtype=np.int8)
+    seen = np.zeros(data.n_users, dtype=bool)
+    unknown: list[str] = []
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            for n, row in enumerate(csv.reader(fh), 1):
+                if not row or not "".join(row).strip():
+                    continue
+                if len(row) != 2:
+                    raise DataError(f"{p.name} line {n}: expected 2 fields user_id,label, got {len(row)}")
+                uid, lab = row[0].strip(), row[1].strip()
+                if n == 1 and lab not in ("0", "1") and uid not in index:
+                    continue  # a header line
+                if lab not in ("0", "1"):
+                    raise DataError(f"{p.name} line {n}: label {lab[:20]!r} must be 0 (normal) or 1 (fake)")
+                i = index.get(uid)
+                if i is None:
+                    unknown.append(uid)
+                    continue
+                if seen[i]:
+                    raise DataError(f"{p.name} line {n}: user {uid[:40]!r} is labelled twice")
+                seen[i] = True
+                labels[i] = int(lab)
+    except UnicodeDecodeError:
+        raise DataError(f"{p.name}: not UTF-8 text; save the labels as a UTF-8 CSV") from None
+    if unknown:
+        raise DataError(
+            f"{p.name}: {len(unknown)} user id(s) are not in the data set (first: {unknown[0][:40]!r}); "
+            "label only users of the ratings file"
+        )
+    if not (labels == 1).any():
+        raise DataError(f"{p.name}: no user is labelled 1 (fake); FPR / FNR need at least one fake user")
+    return labels, int((~seen).sum())
+
+
+def fakes_last(data: Interactions, labels: np.ndarray) -> tuple[Interactions, np.ndarray]:
+    """``data`` with the users labelled 1 moved after the others (``n_normal`` = number of 0s),
+    and the permutation applied (``new row j`` = old row ``perm[j]``)."""
+    perm = np.concatenate([np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)])
+    ts = None if data.timestamps is None else data.timestamps[perm]
+    out = Interactions(
+        data.matrix[perm], rating_scale=data.rating_scale, rating_step=data.rating_step, implicit=data.implicit,
+        n_normal=int((labels == 0).sum()), user_ids=data.user_ids[perm], item_ids=data.item_ids, timestamps=ts,
+        name=data.name,
+    )
+    return out, perm
+
+
+def detect_labelled(detector: Detector, data: Interactions, labels: np.ndarray | None, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Flag the users of ``data``; with labels, also FPR / FNR (overall and per phase).
+
+    Returns ``{"flagged": bool mask in the order of data, "rates": ..., "phases": ..., "cv_folds": k or None}``.
+    """
+    if labels is None:
+        if detector.supervised:
+            raise ConfigError(
+                f"detector {detector.name!r} is supervised: give --labels FILE (user_id,label; 1 = fake) "
+                "to train it by cross-validation, or use an unsupervised detector (pca)"
+            )
+        if detector.name in ("perfect", "random"):
+            raise ConfigError(f"detector {detector.name!r} is an oracle: it needs --labels FILE naming the fake users")
+        mask = detector.fit(data).flag(data)
+        return {"flagged": mask, "rates": None, "phases": {}, "cv_folds": None}
+    ordered, perm = fakes_last(data, labels)
+    y = labels[perm]
+    phases: dict[str, np.ndarray] = {}
+    if detector.supervised:
+        from sklearn.model_selection import StratifiedKFold
+
+        n_fake = int(y.sum())
+        if n_fake < folds or (len(y) - n_fake) < folds:
+            raise ConfigError(
+                f"{folds}-fold cross-validation needs at least {folds} users of each label "
+                f"({n_fake} fake, {len(y) - n_fake} normal); lower --folds (>= 2)"
+            )
+        mask = np.zeros(len(y), dtype=bool)
+        for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+            y_train = y.astype(np.int8).copy()
+            y_train[test_idx] = -1
+            fold = np.zeros(len(y), dtype=bool)
+            fold[test_idx] = True
+            detector.fit(ordered, y_train)
+            mask |= detector.flag(ordered, among=fold)
+            for name, m in detector.phase_masks_.items():
+                phases[name] = phases.get(name, np.zeros(len(y), dtype=bool)) | m
+    else:
+        mask = detector.fit(ordered).flag(ordered)
+        phases = dict(detector.phase_masks_)
+    back = np.empty_like(perm)
+    back[perm] = np.arange(len(perm))
+    is_fake = y == 1
+    return {
+        "flagged": mask[back],
+        "rates": detection_rates(mask, is_fake),
+        "phases": {name: detection_rates(m, is_fake) for name, m in phases.items()},
+        "cv_folds": folds if detector.supervised else None,
+    }
+
+
+def write_flagged(path: Path, data: Interactions, mask: np.ndarray) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["user_id"])
+        for uid in data.user_ids[mask].tolist():
+            w.writerow([uid])
+
+
+def write_profiles(path: Path, parts: list[Interactions], first_id: int) -> int:
+    """Write injected profiles as a ``user,item,rating`` CSV (raw item ids; fake users numbered
+    from ``first_id``, so they never collide with the real users). Returns the number of users."""
+    n = 0
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["user", "item", "rating"])
+        for part in parts:
+            m = part.matrix.tocoo()
+            rows = m.row + first_id + n
+            vals = m.data.astype(np.float64)
+            for u, i, r in zip(rows.tolist(), part.item_ids[m.col].tolist(), vals.tolist()):
+                w.writerow([u, i, f"{r:g}"])
+            n += part.n_users
+    return n
