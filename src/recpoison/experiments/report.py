@@ -68,9 +68,10 @@ def _attack_order(run_dir: Path) -> list[str]:
 
 
 def _metric_values(name: str, p: dict, m: dict[str, float]) -> list[float]:
-    if name == "hr_after":  # per target, so the std is over targets and seeds
-        vals = [v for k, v in m.items() if k.startswith("hr_per_target_after[")]
-        return vals if vals else [m.get("hr_after", float("nan"))]
+    if name in ("hr_after", "hr_after_detection"):  # per target, so the std is over targets and seeds
+        prefix = "hr_per_target_after[" if name == "hr_after" else "hr_per_target_after_detection["
+        vals = [v for k, v in m.items() if k.startswith(prefix)]
+        return vals if vals else [m.get(name, float("nan"))]
     return [m.get(name, float("nan"))]
 
 
@@ -79,7 +80,11 @@ def _metric_title(name: str, k: int) -> str:
         "hr_after": f"target HR@{k} after the attack",
         "accuracy_after.hr": f"accuracy HR@{k} (leave-one-out) after the attack",
         "accuracy_after.ndcg": f"accuracy NDCG@{k} after the attack",
-    }.get(name, name)
+        "hr_after_detection": f"target HR@{k} after removing the flagged users",
+        "accuracy_after_detection.hr": f"accuracy HR@{k} (leave-one-out) after removing the flagged users",
+        "detection.fpr": "detection FPR (normal users flagged / normal users)",
+        "detection.fnr": "detection FNR (fake users missed / fake users)",
+    }.get(name, name.replace("detection.phases.", "detection phase ").replace(".fpr", " FPR").replace(".fnr", " FNR"))
 
 
 def build_tables(store: Store, run_dir: Path) -> list[Table]:
@@ -92,7 +97,9 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
     fixed_out = set(ROW_AXES) | {COL_AXIS} | set(POOLED)
     varying = [n for n in names if n not in fixed_out and len({json.dumps(p[n], sort_keys=True) for p in params}) > 1]
     detection = sorted({n for m in metrics.values() for n in m if n.endswith(("fpr", "fnr"))})
-    metric_names = ["hr_after", "accuracy_after.hr"] + detection
+    with_det = any("hr_after_detection" in m for m in metrics.values())
+    metric_names = (["hr_after", "hr_after_detection", "accuracy_after.hr", "accuracy_after_detection.hr"] if with_det
+                    else ["hr_after", "accuracy_after.hr"]) + detection
     order = _attack_order(run_dir)
 
     groups: dict[str, list[dict]] = {}
@@ -113,7 +120,7 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
             for c in members:
                 m = metrics.get(c["key"], {})
                 t.cells.setdefault((_row_label(c["params"]), c["params"][COL_AXIS]), []).extend(_metric_values(name, c["params"], m))
-            if name in detection and all(t.stat(r, s)[2] == 0 for r in rows for s in cols):
+            if (name in detection or "detection" in name) and all(t.stat(r, s)[2] == 0 for r in rows for s in cols):
                 continue
             t.name = name  # type: ignore[attr-defined]
             tables.append(t)
