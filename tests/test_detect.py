@@ -134,10 +134,9 @@ def test_detector_training_never_sees_the_evaluated_fake_users():
     contexts, info = training_contexts(train, ["average"], spec.n_targets, spec.n_filler, res["n_fake"],
                                        np.array(res["target_index"]), spec.seed, 100, 100)
     assert info["targets"] == res["detection_train"]["targets"]
-    trained = {tuple(zip(*c.matrix[y == 1].nonzero())) for c, y in contexts}
     trained_rows = {(tuple(r.indices), tuple(r.data)) for c, y in contexts for r in c.matrix[np.flatnonzero(y == 1)]}
     evaluated_rows = {(tuple(r.indices), tuple(r.data)) for r in fakes[0].matrix}
-    assert trained and not trained_rows & evaluated_rows
+    assert len(trained_rows) > 50 and evaluated_rows and not trained_rows & evaluated_rows
 
 
 def test_detection_stage_records_rates_and_retrains_without_flagged_users():
@@ -234,6 +233,10 @@ def test_detect_refuses_supervised_without_labels_and_implicit_data(labelled_fil
     imp.write_text("".join(f"{u},{i},1\n" for u in range(30) for i in range(u % 7, 40, 3)))
     r = runner.invoke(app, ["detect", "--dataset", str(imp), "--detector", "pca"])
     assert r.exit_code == 2 and "implicit feedback" in r.output and "Traceback" not in r.output
+    saved = tmp_path / "fakes.csv"
+    r = runner.invoke(app, ["run", "--dataset", str(imp), "--victim", "mostpop", "--detector", "svm", "--save-fakes", str(saved)])
+    assert r.exit_code == 2 and "implicit feedback" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not saved.exists()
 
 
 def test_save_fakes_round_trips(tmp_path):

@@ -123,6 +123,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     data: Interactions = timed("load", lambda: cache.get(("data", spec.dataset), lambda: datasets.load(spec.dataset)))
     split: Split = timed("split", lambda: cache.get(("split", spec.dataset, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split"))))
     train = split.train
+    detector = _make_detector(spec, train)  # before any training: a detector the data cannot serve fails at once
     targets = cache.get(
         ("targets", spec.dataset, spec.seed, spec.n_targets, spec.target_strategy),
         lambda: choose_targets(train, spec.n_targets, derive_rng(spec.seed, "targets"), spec.target_strategy),
@@ -137,7 +138,6 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     _, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
     attack = attacks.make(spec.attack, **spec.attack_params)
     n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
-    detector = _make_detector(spec, train)
     # "together": one set of fake users promotes every target; "each" (seed 001 §5.1.4): each target
     # is attacked on its own by n_fake fake users, and HR@K is averaged over the targets
     groups = [targets[i : i + 1] for i in range(len(targets))] if spec.target_mode == "each" else [targets]
