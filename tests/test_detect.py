@@ -253,3 +253,46 @@ def test_save_fakes_round_trips(tmp_path):
         assert np.all(back.matrix[:, col].toarray() == back.r_max)
     r = runner.invoke(app, args + ["--save-fakes", str(path)])
     assert r.exit_code == 2 and "already exists" in r.output
+
+
+# ----------------------------------------------------------------------------------- sweeps
+DETECT_SPEC = """\
+name: det
+axes:
+  dataset: synthetic
+  victim: mf
+  victim_params: {d: 8, sweeps: 3}
+  attack: [random, average]
+  attack_size: 0.05
+  n_filler: 10
+  n_targets: 2
+  detector: [svm, perfect]
+per_detector:
+  svm: {n_train_fake: 40, n_train_normal: 40, train_attacks: average}
+metrics:
+  k: 10
+"""
+
+
+def test_detector_axis_in_a_sweep_report_and_pivot(tmp_path):
+    from recpoison.experiments import load_spec, run_sweep
+    from recpoison.experiments.executors import InlineExecutor
+    from recpoison.experiments.report import make_report, pivot
+
+    spec_file = tmp_path / "det.yaml"
+    spec_file.write_text(DETECT_SPEC)
+    spec = load_spec(spec_file)
+    assert len(spec.cells) == 4
+    run_dir = tmp_path / "run"
+    assert not run_sweep(spec, run_dir, InlineExecutor()).failed
+    names = {t.name for t in make_report(run_dir)["tables"]}
+    assert {"hr_after_detection", "detection.fpr", "detection.fnr"} <= names
+    table = pivot(run_dir, "detector", "attack", "detection.fnr")
+    lines = table.splitlines()
+    assert lines[2].split("|")[2:4] == [" random ", " average "]
+    perfect = next(line for line in lines if line.startswith("| perfect"))
+    assert perfect.count("0.0000 ± 0.0000") == 2
+    with pytest.raises(ConfigError, match="metric 'nope'"):
+        pivot(run_dir, "detector", "attack", "nope")
+    r = runner.invoke(app, ["report", str(run_dir), "--rows", "detector"])
+    assert r.exit_code == 2 and "needs all three" in r.output

@@ -341,9 +341,21 @@ def sweep_cmd(
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder written by `recpoison sweep` or `recpoison demo`."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RUN_DIR/report)."),
+    rows: Optional[str] = typer.Option(None, help="With --cols and --metric: print one pivot table (Markdown) instead, rows = this parameter (e.g. detector_params.train_attacks)."),
+    cols: Optional[str] = typer.Option(None, help="Column parameter of the pivot table (e.g. attack)."),
+    metric: Optional[str] = typer.Option(None, help="Metric of the pivot table (e.g. detection.fnr, hr_after_detection)."),
 ) -> None:
-    """Tables (attack x attack size, mean ± std), CSV, PNG plots and an HTML page from a run folder."""
+    """Tables (attack x attack size, mean ± std), CSV, PNG plots and an HTML page from a run folder;
+    or, with --rows/--cols/--metric, one pivot table of any metric over any two parameters."""
     from .experiments.cli import report
+
+    if rows or cols or metric:
+        if not (rows and cols and metric):
+            raise ConfigError("a pivot table needs all three of --rows, --cols and --metric")
+        from .experiments.report import pivot
+
+        sys.stdout.write(pivot(run_dir, rows, cols, metric))
+        return
 
     raise typer.Exit(report(run_dir, out_dir, out))
 

@@ -259,3 +259,74 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[
     (out / "report.html").write_text("\n".join(parts))
     files.append(out / "report.html")
     return {"tables": tables, "files": files, "failed": failed, "out_dir": out}
+
+
+def _param_value(params: dict, path: str) -> Any:
+    """``attack`` or ``detector_params.train_attacks``: a cell parameter, dotted into dict parameters."""
+    v: Any = params
+    for part in path.split("."):
+        if not isinstance(v, dict):
+            return None
+        v = v.get(part)
+    return v
+
+
+def pivot(run_dir: str | Path, rows: str, cols: str, metric: str, digits: int = 4) -> str:
+    """A Markdown table of ``metric`` (mean ± std over the matching finished cells; over targets too for
+    target HR) with one row per value of the parameter ``rows`` and one column per value of ``cols``
+    (e.g. rows ``detector_params.train_attacks``, columns ``attack``, metric ``detection.fnr``: the
+    detection transfer table). Values absent from a cell's parameters show as ``-``."""
+    from ..errors import ConfigError
+
+    with Store(run_dir, readonly=True) as store:
+        cells = list(store.cells(status="done"))
+        metrics = store.metrics()
+    if not cells:
+        raise ConfigError(f"{run_dir}: no finished cells to report yet")
+    known = sorted({n for m in metrics.values() for n in m if "[" not in n})
+    if metric not in known:
+        raise ConfigError(f"metric {metric!r} is not in {run_dir}; metrics there: {', '.join(known)}")
+    table: dict[tuple[str, str], list[float]] = {}
+    order_r: dict[str, None] = {}
+    order_c: dict[str, None] = {}
+    for c in cells:
+        p = c["params"]
+        r, k = _param_value(p, rows), _param_value(p, cols)
+        r, k = ("-" if r is None else str(r)), ("-" if k is None else str(k))
+        order_r.setdefault(r)
+        order_c.setdefault(k)
+        table.setdefault((r, k), []).extend(_metric_values(metric, p, metrics.get(c["key"], {})))
+    if len(order_r) == 1 and "-" in order_r or len(order_c) == 1 and "-" in order_c:
+        raise ConfigError(f"{rows!r} or {cols!r} is not a parameter of the cells in {run_dir}; use names such as attack, attack_size, detector, detector_params.train_attacks")
+    t = Table(title=str(run_dir), metric=metric, rows=_ordered(run_dir, rows, order_r), cols=_ordered(run_dir, cols, order_c), cells=table)
+    lines = [f"{metric}: rows {rows}, columns {cols}; mean ± std over cells{' and targets' if metric.startswith('hr_after') else ''}", ""]
+    lines.append(f"| {rows} \\ {cols} | " + " | ".join(t.cols) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in t.cols) + " |")
+    for r in t.rows:
+        lines.append(f"| {r} | " + " | ".join(t.text(r, k, digits) for k in t.cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _ordered(run_dir: str | Path, path: str, values: dict) -> list[str]:
+    """The values of parameter ``path`` in the order the run folder's spec lists them (others after,
+    sorted: numbers by value)."""
+    import yaml
+
+    listed: list[str] = []
+    try:
+        raw = yaml.safe_load((Path(run_dir) / "spec.yaml").read_text())
+        head = path.split(".")[0]
+        axis = raw.get("axes", {}).get(head)
+        axis = axis if isinstance(axis, list) else [axis]
+        listed = [str(_param_value({head: a}, path)) for a in axis]
+    except Exception:  # noqa: BLE001 - no readable spec: sorted order
+        pass
+
+    def key(v: str):
+        try:
+            return (1, float(v), "")
+        except ValueError:
+            return (2, 0.0, v)
+
+    first = [v for v in dict.fromkeys(listed) if v in values]
+    return first + sorted((v for v in values if v not in first), key=key)
