@@ -123,6 +123,8 @@ SYN = dict(dataset="synthetic", victim="mf", victim_params={"d": 8, "sweeps": 5}
 def test_detector_training_never_sees_the_evaluated_fake_users():
     spec = CellSpec(**SYN, detector="svm", detector_params={"n_train_fake": 100, "n_train_normal": 100})
     res, fakes = run_cell(spec, return_fakes=True)
+    assert 0 <= res["detection"]["heldout_fpr"] <= 1  # normal users that were not training examples
+    assert "normal_users" not in res["detection_train"]
     train_targets = set(res["detection_train"]["targets"])
     assert train_targets and not train_targets & set(res["target_index"])
     # rebuild the training contexts exactly as the pipeline did and compare profiles row by row
@@ -204,6 +206,28 @@ def test_detect_command_with_labels_scores_by_cross_validation(labelled_file, tm
     assert len(flagged) == res["n_flagged"]
     r = runner.invoke(app, ["detect", "--dataset", str(f), "--labels", str(lab), "--detector", "perfect", "--json"])
     assert json.loads(r.output)["fpr"] == 0 and json.loads(r.output)["fnr"] == 0
+
+
+def test_cross_validated_svm_tia_analyses_targets_once_over_all_folds(labelled_file):
+    """Phase 2 reads no label: run per fold it would see 1/5 of the fakes and, with tau above a
+    fold's share, release them all. Run once on the out-of-fold flags it releases none of them."""
+    f, lab, poisoned = labelled_file
+    tau = poisoned.n_fake // 5 + 1  # more than any one fold holds, fewer than all
+    r = runner.invoke(app, ["detect", "--dataset", str(f), "--labels", str(lab), "--detector", "svm-tia",
+                            "--detector-param", f"tau={tau}", "--json"])
+    res = json.loads(r.output)
+    assert res["phases"]["svm"]["fnr"] < 0.5
+    assert res["phases"]["svm+tia"]["fnr"] == pytest.approx(res["phases"]["svm"]["fnr"])
+
+
+def test_users_missing_from_the_labels_file_count_as_normal_but_never_train(labelled_file, tmp_path):
+    f, lab, poisoned = labelled_file
+    lines = lab.read_text().splitlines()
+    part = tmp_path / "part.csv"
+    part.write_text("\n".join(lines[:1] + lines[51:]) + "\n")  # the first 50 normal users unnamed
+    r = runner.invoke(app, ["detect", "--dataset", str(f), "--labels", str(part), "--detector", "svm", "--json"])
+    res = json.loads(r.output)
+    assert r.exit_code == 0 and res["unlabelled_as_normal"] == 50 and res["n_fake_labelled"] == poisoned.n_fake
 
 
 @pytest.mark.parametrize(

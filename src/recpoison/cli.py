@@ -233,8 +233,9 @@ def detect_cmd(
     if det.supervised and any(k_ in params for k_ in ("train_attacks", "n_train_fake", "n_train_normal", "train_batch")):
         raise ConfigError("train_attacks / n_train_* / train_batch apply to experiments (`recpoison run`); `detect` trains on --labels")
     data = datasets.load(dataset)
-    y, unnamed = (read_labels(labels, data) if labels is not None else (None, 0))
-    res = detect_labelled(det, data, y, folds=folds, seed=seed)
+    y, named = (read_labels(labels, data) if labels is not None else (None, None))
+    unnamed = int((~named).sum()) if named is not None else 0
+    res = detect_labelled(det, data, y, folds=folds, seed=seed, named=named)
     mask = res["flagged"]
     if out_file is not None:
         write_flagged(out_file, data, mask)
@@ -251,7 +252,7 @@ def detect_cmd(
     out.print(f"{detector} on {data.name}: {summary['n_flagged']} of {data.n_users} users flagged", highlight=False, markup=False)
     if res["rates"]:
         out.print(f"FPR {fmt(summary['fpr'])}  FNR {fmt(summary['fnr'])}  ({summary['n_fake_labelled']} users labelled fake; "
-                  f"{unnamed} users not in the labels file counted as normal)", highlight=False, markup=False)
+                  f"{unnamed} users not in the labels file counted as normal, never trained on)", highlight=False, markup=False)
         if len(res["phases"]) > 1:
             for phase, r in res["phases"].items():
                 out.print(f"  phase {phase}: FPR {fmt(r['fpr'])}  FNR {fmt(r['fnr'])}", highlight=False, markup=False)

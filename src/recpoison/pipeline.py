@@ -174,6 +174,10 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         fitted = timed("detect_fit", lambda: _fit_detector(detector, spec, train, targets, len(group), n_fake, cache))
         mask = timed("detect_flag", lambda: fitted.flag(poisoned))
         stats = detection_rates(mask, poisoned.is_fake)
+        if fitted.supervised:  # FPR over the normal users that were not training examples
+            unseen = np.ones(train.n_normal, dtype=bool)
+            unseen[fitted.train_normal_] = False
+            stats["heldout_fpr"] = float(mask[: train.n_normal][unseen].mean()) if unseen.any() else float("nan")
         stats["n_flagged"] = int(mask.sum())
         stats["n_flagged_normal"] = int(mask[: train.n_normal].sum())
         stats["phases"] = {name: detection_rates(m, poisoned.is_fake) for name, m in fitted.phase_masks_.items()}
@@ -223,7 +227,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     }
     if detector is not None:
         result["detection"] = {
-            **{m: _mean(np.array([d[m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr")},
+            **{m: _mean(np.array([d[m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr", "heldout_fpr") if m in det_stats[0]},
             **{m: int(sum(d[m] for d in det_stats)) for m in ("n_flagged", "n_flagged_normal")},
             "phases": {
                 p: {m: _mean(np.array([d["phases"][p][m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr")}
@@ -284,13 +288,21 @@ def _fit_detector(det, spec: CellSpec, train: Interactions, targets: np.ndarray,
     batch = cfg.train_batch or max(1, n_fake or int(round(spec.attack_size * train.n_normal)))
     tkey = ("det-train", spec.dataset, spec.seed, tuple(names), _frozen({n: _frozen(p) for n, p in params.items()}),
             n_targets, spec.n_filler, batch, cfg.n_train_fake, cfg.n_train_normal, tuple(int(t) for t in targets))
-    contexts, info = cache.get(tkey, lambda: training_contexts(
-        train, names, n_targets, spec.n_filler, batch, targets, spec.seed, cfg.n_train_fake, cfg.n_train_normal, params))
+    fkey = tkey + ("features", cfg.features, cfg.degsim_k)
+
+    def matrix():
+        contexts, info = training_contexts(
+            train, names, n_targets, spec.n_filler, batch, targets, spec.seed, cfg.n_train_fake, cfg.n_train_normal, params)
+        x, y = det.training_matrix(contexts)  # the contexts (data copies) are not kept
+        return x, y, info
+
+    x, y, info = cache.get(fkey, matrix)
     dkey = ("detector", spec.detector, _frozen(spec.detector_params)) + tkey
 
     def fit():
-        fitted = type(det)(**det.get_params()).fit([c for c, _ in contexts], [y for _, y in contexts])
-        fitted.train_info_ = info
+        fitted = type(det)(**det.get_params()).fit_matrix(x, y)
+        fitted.train_normal_ = info["normal_users"]
+        fitted.train_info_ = {k: v for k, v in info.items() if k != "normal_users"}
         return fitted
 
     return cache.get(dkey, fit)

@@ -21,7 +21,7 @@ ratings of item i, ``r̄_i`` = mean rating of item i, all computed on the data t
   over the largest such number of any item; ``TMF_u = max_{j∈P_T} F_j``.
 
 Edge cases (our choices, none is stated by the papers): an item nobody rated never enters a sum; a
-user without ratings gets 0 everywhere; FMTD and TMF are 0 for a user with no r_max rating, and
+user without ratings gets 0 in every feature but LengthVar (which is defined: |0 - n̄| / Σ); FMTD and TMF are 0 for a user with no r_max rating, and
 FMTD is 0 when every rating of u is r_max (P_F empty); DegSim counts a pair with fewer than two
 co-rated items, or a constant profile on them, as correlation 0.
 
@@ -97,7 +97,6 @@ def degsim(m: sp.csr_matrix, k: int = 25, block: int = 2048) -> np.ndarray:
     z2 = z.multiply(z).tocsr()
     b = m.copy()
     b.data = np.ones_like(b.data)
-    co = (b @ b.T).tocsr()
     zt, z2t, bt = z.T.tocsr(), z2.T.tocsr(), b.T.tocsr()
     kk = min(k, n - 1)
     out = np.zeros(n)
@@ -106,9 +105,10 @@ def degsim(m: sp.csr_matrix, k: int = 25, block: int = 2048) -> np.ndarray:
         num = (z[s:e] @ zt).toarray()
         du = (z2[s:e] @ bt).toarray()
         dv = (b[s:e] @ z2t).toarray()
+        co = (b[s:e] @ bt).toarray()  # co-rated item counts
         den = np.sqrt(du * dv)
         with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where((den > 0) & (co[s:e].toarray() >= 2), num / den, 0.0)
+            w = np.where((den > 0) & (co >= 2), num / den, 0.0)
         w[np.arange(e - s), np.arange(s, e)] = -np.inf  # never one's own neighbour
         top = -np.partition(-w, kk - 1, axis=1)[:, :kk]
         out[s:e] = top.mean(axis=1)

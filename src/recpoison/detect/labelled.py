@@ -5,8 +5,10 @@
 
 A supervised detector given real labels is scored by stratified k-fold cross-validation over the
 labelled users: for each fold it is trained on the labels of the other folds and flags only users of
-the held-out fold (``Detector.flag(..., among=fold)``; SVM-TIA's target analysis counts only them),
-so no user is flagged by a model that saw its label. Features are computed once on the whole data
+the held-out fold (``Detector.flag(..., among=fold)``), so no user is flagged by a model that saw its
+label; SVM-TIA's target item analysis, which reads no label, then runs once on the union of the
+out-of-fold phase-1 flags. Users the labels file does not name count as normal in FPR / FNR but are
+never training examples. Features are computed once on the whole data
 set, as a provider sees it. The oracles ``perfect`` and ``random`` read the labelled fake users as
 the injected rows: the data set is reordered so that they come last (``Interactions.n_normal``).
 """
@@ -25,8 +27,9 @@ from ..metrics import detection_rates
 from .base import Detector
 
 
-def read_labels(path: str | Path, data: Interactions) -> tuple[np.ndarray, int]:
-    """(labels over the users of ``data``, number of users the file does not name: taken as 0)."""
+def read_labels(path: str | Path, data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """(labels over the users of ``data``, mask of the users the file names). Users it does not
+    name count as normal in FPR / FNR, but are no training examples of a supervised detector."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"labels file {str(p)!r} not found; give a CSV of user_id,label lines (1 = fake, 0 = normal)")
@@ -63,7 +66,7 @@ def read_labels(path: str | Path, data: Interactions) -> tuple[np.ndarray, int]:
         )
     if not (labels == 1).any():
         raise DataError(f"{p.name}: no user is labelled 1 (fake); FPR / FNR need at least one fake user")
-    return labels, int((~seen).sum())
+    return labels, seen
 
 
 def fakes_last(data: Interactions, labels: np.ndarray) -> tuple[Interactions, np.ndarray]:
@@ -79,8 +82,10 @@ def fakes_last(data: Interactions, labels: np.ndarray) -> tuple[Interactions, np
     return out, perm
 
 
-def detect_labelled(detector: Detector, data: Interactions, labels: np.ndarray | None, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Flag the users of ``data``; with labels, also FPR / FNR (overall and per phase).
+def detect_labelled(detector: Detector, data: Interactions, labels: np.ndarray | None, folds: int = 5, seed: int = 0,
+                    named: np.ndarray | None = None) -> dict[str, Any]:
+    """Flag the users of ``data``; with labels, also FPR / FNR (overall and per phase). ``named``:
+    the users the labels file names (default all); the others are no training examples.
 
     Returns ``{"flagged": bool mask in the order of data, "rates": ..., "phases": ..., "cv_folds": k or None}``.
     """
@@ -96,26 +101,34 @@ def detect_labelled(detector: Detector, data: Interactions, labels: np.ndarray |
         return {"flagged": mask, "rates": None, "phases": {}, "cv_folds": None}
     ordered, perm = fakes_last(data, labels)
     y = labels[perm]
+    known = np.ones(len(y), dtype=bool) if named is None else np.asarray(named, dtype=bool)[perm]
     phases: dict[str, np.ndarray] = {}
     if detector.supervised:
         from sklearn.model_selection import StratifiedKFold
 
         n_fake = int(y.sum())
-        if n_fake < folds or (len(y) - n_fake) < folds:
+        n_norm = int((known & (y == 0)).sum())
+        if n_fake < folds or n_norm < folds:
             raise ConfigError(
-                f"{folds}-fold cross-validation needs at least {folds} users of each label "
-                f"({n_fake} fake, {len(y) - n_fake} normal); lower --folds (>= 2)"
+                f"{folds}-fold cross-validation needs at least {folds} labelled users of each label "
+                f"({n_fake} fake, {n_norm} normal); lower --folds (>= 2)"
             )
-        mask = np.zeros(len(y), dtype=bool)
+        # unnamed users are flagged like the others but never train: fold them in as test rows only
+        phase1 = np.zeros(len(y), dtype=bool)
         for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-            y_train = y.astype(np.int8).copy()
+            y_train = np.where(known, y, -1).astype(np.int8)
             y_train[test_idx] = -1
             fold = np.zeros(len(y), dtype=bool)
             fold[test_idx] = True
             detector.fit(ordered, y_train)
-            mask |= detector.flag(ordered, among=fold)
-            for name, m in detector.phase_masks_.items():
-                phases[name] = phases.get(name, np.zeros(len(y), dtype=bool)) | m
+            first = detector.flag(ordered, among=fold)
+            phase1 |= detector.phase_masks_.get("svm", first)
+        mask, phases = phase1, {"svm": phase1}
+        if hasattr(detector, "second_phase"):
+            # a group analysis (SVM-TIA's phase 2) reads no label: run it once on all out-of-fold
+            # flags, not per fold (per fold it would see only 1/k of the fake users)
+            mask = detector.second_phase(ordered, phase1)
+            phases = {"svm": phase1, "svm+tia": mask}
     else:
         mask = detector.fit(ordered).flag(ordered)
         phases = dict(detector.phase_masks_)

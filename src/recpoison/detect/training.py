@@ -75,5 +75,6 @@ def training_contexts(
         "n_normal": int(len(normal_pick)),
         "batch": int(batch),
         "targets": sorted({int(t) for ts in used_targets for t in ts}),
+        "normal_users": np.sort(normal_pick),  # rows of ``clean``; not a result field (the pipeline pops it)
     }
     return contexts, info
