@@ -1,0 +1,78 @@
+"""Time the dl-ncf attack (Huang et al. NDSS 2021) on ML-100K: one cell's attack stage.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/dl_ncf.py [--sizes 0.01,0.05] [--user-batch 32]
+       OMP_NUM_THREADS=1 python benchmarks/dl_ncf.py --overlap   # batched vs per-user fillers (planted data)
+
+Generates the fake users of one target at each attack size with the default settings (NeuMF
+surrogate, 20 pre-training epochs with validation-based epoch selection, 2 warm epochs per further
+fake user, 5 poison rounds) and prints wall time, time per fake user and the surrogate's target
+HR@10 after poison training. Goals (issue 11): 1% (9 fake users) under 10 minutes, 5% (47) under 30
+minutes on the 2-core machine. Prints the load average: timings on a loaded machine are not goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from recpoison import attacks, datasets
+from recpoison.seeding import derive_rng
+from recpoison.splits import leave_one_out
+
+
+def overlap() -> None:
+    """Shared fillers of the batched and the per-user (reference) poison steps, against the shared
+    fillers of two runs that differ only in the seed (docs/seed000_002.md)."""
+    from recpoison.testing import planted_blocks
+
+    view = planted_blocks(seed=5)
+    t = np.argsort(view.item_counts(), kind="stable")[:1]
+    params = {"pretrain_epochs": 10, "warm_epochs": 2, "rounds": 5, "batch_size": 256}
+    runs = {}
+    for ub, seed in [(1, 0), (1, 1), (256, 0), (256, 1), (32, 0)]:
+        a = attacks.make("dl-ncf", **params, user_batch=ub)
+        t0 = time.perf_counter()
+        runs[(ub, seed)] = a.generate(view, t, 6, 10, np.random.default_rng(seed)).matrix
+        print(f"user_batch {ub}, seed {seed}: {time.perf_counter() - t0:.1f} s", flush=True)
+
+    def shared(a, b):
+        return np.mean([len(set(a[i].indices) & set(b[i].indices) - set(t)) / 10 for i in range(a.shape[0])])
+
+    print("| pair | shared fillers |\n| --- | ---: |")
+    for name, x, y in [("batched (256) vs per-user, seed 0", (256, 0), (1, 0)), ("batched (256) vs per-user, seed 1", (256, 1), (1, 1)),
+                       ("batched (32) vs per-user, seed 0", (32, 0), (1, 0)), ("per-user seed 0 vs per-user seed 1", (1, 0), (1, 1)),
+                       ("batched seed 0 vs batched seed 1", (256, 0), (256, 1))]:
+        print(f"| {name} | {shared(runs[x], runs[y]):.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="0.01,0.05")
+    ap.add_argument("--user-batch", type=int, default=None)
+    ap.add_argument("--n-filler", type=int, default=30)
+    ap.add_argument("--overlap", action="store_true")
+    args = ap.parse_args()
+    if args.overlap:
+        overlap()
+        return
+    train = leave_one_out(datasets.load("ml-100k"), derive_rng(0, "split")).train
+    target = np.array([int(derive_rng(0, "bench").integers(train.n_items))])
+    params = {} if args.user_batch is None else {"user_batch": args.user_batch}
+    print(f"load average before: {os.getloadavg()[0]:.2f}; target item index {target[0]}")
+    print("| attack size | fake users | wall time (s) | s per fake user | surrogate target HR@10 (last) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for size in (float(s) for s in args.sizes.split(",")):
+        n_fake = max(1, round(size * train.n_normal))
+        a = attacks.make("dl-ncf", **params)
+        t = time.perf_counter()
+        a.generate(train, target, n_fake, args.n_filler, np.random.default_rng(0))
+        el = time.perf_counter() - t
+        print(f"| {size:.1%} | {n_fake} | {el:.1f} | {el / n_fake:.1f} | {a.target_hr_[-1]:.3f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""Huang et al.'s poisoning attack on deep-learning recommenders (``dl-ncf``).
+
+Huang, Mu, Gong, Li, Liu, Xu, "Data Poisoning Attacks to Deep Learning Based Recommender Systems",
+NDSS 2021 (seed 000's source; restated by seed 002 §4, eqs. (1)-(6), Algorithm 1). Fake users are
+made one at a time, each from a surrogate NeuMF that is *poison-trained* to rank the targets high:
+
+1. fake user v starts with the targets only (seed 002 Alg. 1 line 3);
+2. the surrogate is trained on the attacker's data with v (binary cross-entropy, sampled negatives);
+3. ``rounds`` poison-training rounds, each (REFERENCES.md §1.4):
+   a. a step on ``lambda * eta * sum_{u, t: u has not rated t} max(log s_K(u) - log s_t(u), -kappa)``
+      (eq. (4)-(5): ``s_K`` the K-th largest predicted probability among u's unrated items, ``s_t``
+      the target's; a hinge that stops pushing once t is safely inside the top-K);
+   b. a step on ``lambda * ||y_hat_v||^2`` over v's non-target predictions (the ``||y_v||^2`` term
+      of eq. (3): v's predicted interest is kept low, so only the most useful items survive);
+   c. one epoch of the ordinary loss L;
+   d. the target hit ratio of the surrogate; the round with the best one is kept (the code's rule);
+4. fillers = the ``n`` largest entries of ``y_hat_v ⊙ P`` over non-target items, with the
+   attenuation vector ``P`` (eq. (6)): each chosen item's ``P_i`` is multiplied by ``delta``, and P is
+   reset to 1 when *all* its entries are below 1 (the reference's rule); v joins the data.
+
+Defaults are the reference code's *intended* values (its README command; its argparse defaults turn
+the attack off, REFERENCES.md §1.3): lambda = 1e-2, eta = 1e2, kappa = 1, delta = 0.9, 5 rounds,
+K = 10 (``k``), and its NeuMF (REFERENCES.md §1.2): 8 GMF factors, MLP 64-32-16-8 (32-wide user and
+item MLP embeddings), ReLU, embeddings N(0, 0.01), Adam with learning rate 1e-3, batch 256, 20
+pre-training epochs, 4 negatives per positive. The number of fillers ``n`` is the cell's
+``n_filler`` (the reference's example: 30).
+
+Departures, each for speed or soundness, each a parameter:
+
+- **Batched poison steps** (``user_batch``, default 256): the reference takes one Adam step per user
+  (|U| backward passes per round); we sum the per-user hinge losses of ``user_batch`` users per
+  step. ``user_batch=1`` is the reference's per-user loop (with the users in a shuffled order).
+- **Warm start** (``warm_epochs``, default 2): the reference trains a fresh surrogate from scratch
+  (20 epochs) for every fake user. We pre-train once, keep the *pre-poison* state, and for each next
+  fake user add its embedding row (fresh N(0, 0.01)) and continue ``warm_epochs`` epochs on the data
+  that now holds the previous fake user's whole profile. ``warm_epochs=0`` with
+  ``fresh_surrogate=true`` is the reference's behaviour.
+- **No model selection on test items**: the reference keeps the pre-training epoch with the best
+  leave-one-out HR@10 on the *test* items. We carve one validation interaction per user (who has at
+  least two) out of the attacker's data, select the pre-training epoch on it, and train on the rest
+  (``select_epoch``).
+- **Negatives are resampled every epoch** (vanilla NCF), not drawn once as the reference does.
+- **Several targets**: the reference promotes one target per run. With several targets (a cell's
+  ``target_mode: together``), each fake user rates all of them and step (a) sums over (user, target)
+  pairs.
+- **Ratings** (explicit data only): the attack is implicit (every fake interaction is 1). On rating
+  data the profiles need values: targets get r_max and fillers ``N(mu_i, sigma_i^2)`` rounded and
+  clipped (seed 001 Algorithm 2's disguise; ``filler_ratings=disguise``), or r_max
+  (``filler_ratings=max``). This is our assumption: Huang et al. assign no ratings.
+- **Surrogate** (``surrogate``): ``ncf`` (NeuMF, the paper's) or ``gmf`` (its GMF branch alone), for
+  transfer studies; the victim may be any model.
+
+The surrogate reads only the attacker's ``view``, with ratings turned into interactions (any rating
+is a positive, as the reference binarises).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..config import check
+from ..victims._neural import positive_keys, sample_negatives, training_threads
+from .base import ATTACKS, Attack, non_targets
+
+
+@dataclass(frozen=True)
+class DLNCFConfig:
+    lam: float = 1e-2
+    eta: float = 1e2
+    kappa: float = 1.0
+    delta: float = 0.9
+    rounds: int = 5
+    k: int = 10
+    surrogate: Literal["ncf", "gmf"] = "ncf"
+    factors: int = 8
+    mlp: tuple[int, ...] = (64, 32, 16, 8)
+    lr: float = 1e-3
+    batch_size: int = 256
+    n_neg: int = 4
+    pretrain_epochs: int = 20
+    warm_epochs: int = 2
+    fresh_surrogate: bool = False
+    select_epoch: bool = True
+    user_batch: int = 256
+    filler_ratings: Literal["disguise", "max"] = "disguise"
+    init_std: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mlp", tuple(int(x) for x in self.mlp))
+        for name in ("lam", "eta", "kappa", "lr", "init_std"):
+            check(getattr(self, name) >= 0 and np.isfinite(getattr(self, name)), f"dl-ncf: {name}={getattr(self, name)} must be a finite number >= 0")
+        check(0 < self.delta <= 1, f"dl-ncf: delta={self.delta} must be in (0, 1]")
+        check(self.rounds >= 0, f"dl-ncf: rounds={self.rounds} must be >= 0")
+        check(self.k >= 1, f"dl-ncf: k={self.k} must be at least 1")
+        check(self.factors >= 1, f"dl-ncf: factors={self.factors} must be at least 1")
+        check(len(self.mlp) >= 2 and all(x >= 1 for x in self.mlp) and self.mlp[0] % 2 == 0,
+              f"dl-ncf: mlp={self.mlp} needs >= 2 positive widths, the first even")
+        for name in ("batch_size", "n_neg", "user_batch"):
+            check(getattr(self, name) >= 1, f"dl-ncf: {name}={getattr(self, name)} must be at least 1")
+        for name in ("pretrain_epochs", "warm_epochs", "seed"):
+            check(getattr(self, name) >= 0, f"dl-ncf: {name}={getattr(self, name)} must be >= 0")
+
+
+class _Surrogate(torch.nn.Module):
+    """NeuMF (He et al. 2017 eqs. (11)-(12)) or its GMF branch, with rows addable for new users."""
+
+    def __init__(self, n_users: int, n_items: int, c: DLNCFConfig, gen: torch.Generator) -> None:
+        super().__init__()
+        self.std = c.init_std
+        self.with_mlp = c.surrogate == "ncf"
+        d, half = c.factors, c.mlp[0] // 2
+        self.Pg = torch.nn.Parameter(self._normal(gen, n_users, d))
+        self.Qg = torch.nn.Parameter(self._normal(gen, n_items, d))
+        width = d
+        if self.with_mlp:
+            self.Pm = torch.nn.Parameter(self._normal(gen, n_users, half))
+            self.Qm = torch.nn.Parameter(self._normal(gen, n_items, half))
+            self.W = torch.nn.ParameterList()
+            for i, o in zip(c.mlp[:-1], c.mlp[1:]):
+                bound = float(np.sqrt(6.0 / (i + o)))  # Glorot uniform
+                self.W.append(torch.nn.Parameter((torch.rand(o, i, generator=gen) * 2 - 1) * bound))
+            self.B = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(o)) for o in c.mlp[1:]])
+            width += c.mlp[-1]
+        bound = float(np.sqrt(6.0 / (width + 1)))
+        self.h = torch.nn.Parameter((torch.rand(width, generator=gen) * 2 - 1) * bound)
+        self.b = torch.nn.Parameter(torch.zeros(()))
+
+    def _normal(self, gen: torch.Generator, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * self.std
+
+    def add_user(self, gen: torch.Generator) -> None:
+        """Append one user row (the next fake user) to the user embeddings."""
+        with torch.no_grad():
+            self.Pg = torch.nn.Parameter(torch.cat([self.Pg, self._normal(gen, 1, self.Pg.shape[1])]))
+            if self.with_mlp:
+                self.Pm = torch.nn.Parameter(torch.cat([self.Pm, self._normal(gen, 1, self.Pm.shape[1])]))
+
+    def _tower(self, z: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(z)
+        for W, B in zip(list(self.W)[1:], list(self.B)[1:]):
+            x = torch.relu(x @ W.T + B)
+        return x
+
+    def pair_logits(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        d = self.Pg.shape[1]
+        out = (self.Pg[u] * self.Qg[i]) @ self.h[:d] + self.b
+        if self.with_mlp:
+            half = self.Pm.shape[1]
+            W1 = self.W[0]
+            z = self.Pm[u] @ W1[:, :half].T + self.Qm[i] @ W1[:, half:].T + self.B[0]
+            out = out + self._tower(z) @ self.h[d:]
+        return out
+
+    def all_logits(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) logits, the MLP's first layer split into user and item halves."""
+        d = self.Pg.shape[1]
+        out = (self.Pg[users] * self.h[:d]) @ self.Qg.T + self.b
+        if self.with_mlp:
+            half = self.Pm.shape[1]
+            W1 = self.W[0]
+            zu = self.Pm[users] @ W1[:, :half].T + self.B[0]
+            zi = self.Qm @ W1[:, half:].T
+            out = out + self._tower(zu[:, None, :] + zi[None, :, :]) @ self.h[d:]
+        return out
+
+    def scores(self, users: np.ndarray, chunk: int = 128) -> torch.Tensor:
+        """``all_logits`` without gradients, in blocks of users (bounded memory)."""
+        with torch.no_grad():
+            return torch.cat([self.all_logits(torch.from_numpy(users[s : s + chunk])) for s in range(0, len(users), chunk)])
+
+
+@ATTACKS.register(
+    "dl-ncf",
+    paper="Huang et al., NDSS 2021 (seeds 000, 002 §4 eqs. (1)-(6), Algorithm 1)",
+    summary="fillers from a NeuMF surrogate poison-trained to rank the targets in every user's top-K",
+)
+class DLNCFAttack(Attack):
+    Config = DLNCFConfig
+
+    # ------------------------------------------------------------------ training pieces
+    def _epoch(self, model, opt, m: sp.csr_matrix, rng: np.random.Generator) -> float:
+        """One epoch of the binary cross-entropy with ``n_neg`` fresh negatives per positive."""
+        c = self.config
+        keys = positive_keys(m)
+        u = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)).astype(np.int64)
+        i = m.indices.astype(np.int64)
+        nu = np.repeat(u, c.n_neg)
+        ni = sample_negatives(keys, m.shape[1], nu, rng)
+        uu = np.concatenate([u, nu])
+        ii = np.concatenate([i, ni])
+        yy = np.concatenate([np.ones(u.size, np.float32), np.zeros(nu.size, np.float32)])
+        order = rng.permutation(uu.size)
+        tu, ti, ty = (torch.from_numpy(a[order]) for a in (uu, ii, yy))
+        total = 0.0
+        for s in range(0, tu.numel(), c.batch_size):
+            sl = slice(s, s + c.batch_size)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model.pair_logits(tu[sl], ti[sl]), ty[sl])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * tu[sl].numel()
+        return total / max(1, tu.numel())
+
+    @staticmethod
+    def _hit_ratio(model, m: sp.csr_matrix, n_normal: int, items: np.ndarray, k: int) -> float:
+        """Mean over ``items`` of the share of normal users who have not rated the item and rank it in
+        their top-k among their unrated items (the project's target HR definition)."""
+        s = model.scores(np.arange(n_normal))
+        seen = torch.from_numpy(m[:n_normal].toarray() != 0)
+        s = s.masked_fill(seen, -torch.inf)
+        kth = torch.topk(s, min(k, s.shape[1]), dim=1).values[:, -1]
+        hrs = []
+        for t in items:
+            eligible = ~seen[:, t]
+            if eligible.any():
+                hrs.append(float(((s[:, t] >= kth) & eligible).sum() / eligible.sum()))
+        return float(np.mean(hrs)) if hrs else 0.0
+
+    def poison_loss(self, model, m: sp.csr_matrix, users: np.ndarray, targets: np.ndarray) -> torch.Tensor:
+        """``sum over (u, t), u has not rated t, of max(log s_K(u) - log s_t(u), -kappa)`` (eqs. (4)-(5))."""
+        c = self.config
+        tu = torch.from_numpy(users)
+        logits = model.all_logits(tu)
+        seen = torch.from_numpy(m[users].toarray() != 0)
+        logp = torch.nn.functional.logsigmoid(logits)
+        masked = logp.masked_fill(seen, -torch.inf)
+        log_sk = torch.topk(masked, min(c.k, masked.shape[1]), dim=1).values[:, -1]
+        log_st = logp[:, torch.from_numpy(targets)]
+        hinge = torch.clamp(log_sk[:, None] - log_st, min=-c.kappa)
+        eligible = ~seen[:, torch.from_numpy(targets)]
+        return (hinge * eligible).sum()
+
+    def _poison_round(self, model, opt, m: sp.csr_matrix, n_normal: int, targets: np.ndarray, v: int,
+                      others: np.ndarray, rng: np.random.Generator) -> float:
+        c = self.config
+        rated_all = np.asarray((m[:n_normal][:, targets] != 0).sum(axis=1)).ravel() == len(targets)
+        users = rng.permutation(np.flatnonzero(~rated_all)).astype(np.int64)
+        total = 0.0
+        for s in range(0, users.size, c.user_batch):
+            loss = c.lam * c.eta * self.poison_loss(model, m, users[s : s + c.user_batch], targets)
+            total += float(loss.detach())
+            if loss.requires_grad:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        # ||y_hat_v||^2 over v's non-target items
+        y_v = torch.sigmoid(model.all_logits(torch.tensor([v]))[0, torch.from_numpy(others)])
+        reg = c.lam * (y_v**2).sum()
+        opt.zero_grad(set_to_none=True)
+        reg.backward()
+        opt.step()
+        return total
+
+    # ------------------------------------------------------------------ the attack
+    def _validation_split(self, m: sp.csr_matrix, rng: np.random.Generator) -> tuple[sp.csr_matrix, np.ndarray]:
+        """One random interaction per user with at least two, held out for epoch selection."""
+        counts = np.diff(m.indptr)
+        val = np.full(m.shape[0], -1, dtype=np.int64)
+        has = np.flatnonzero(counts >= 2)
+        pick = m.indptr[has] + (rng.random(has.size) * counts[has]).astype(np.int64)
+        val[has] = m.indices[pick]
+        keep = np.ones(m.nnz, dtype=bool)
+        keep[pick] = False
+        coo = m.tocoo()
+        train = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=m.shape)
+        return train, val
+
+    @staticmethod
+    def _val_hr(model, train: sp.csr_matrix, val: np.ndarray, k: int) -> float:
+        users = np.flatnonzero(val >= 0)
+        if users.size == 0:
+            return 0.0
+        s = model.scores(users)
+        s = s.masked_fill(torch.from_numpy(train[users].toarray() != 0), -torch.inf)
+        top = torch.topk(s, min(k, s.shape[1]), dim=1).indices.numpy()
+        return float((top == val[users, None]).any(axis=1).mean())
+
+    def _pretrain(self, model, m: sp.csr_matrix, n_normal: int, epochs: int, rng, select: bool):
+        c = self.config
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+        if not select or epochs == 0:
+            for _ in range(epochs):
+                self._epoch(model, opt, m, rng)
+            return model
+        train, val = self._validation_split(m, rng)
+        val[n_normal:] = -1  # fake users are not validation users
+        best, best_state = -1.0, None
+        for _ in range(epochs):
+            self._epoch(model, opt, train, rng)
+            hr = self._val_hr(model, train, val, 10)
+            if hr > best:
+                best, best_state = hr, copy.deepcopy(model.state_dict())
+        model.load_state_dict(best_state)
+        return model
+
+    @staticmethod
+    def _rows(chosen_rows: list[np.ndarray], targets: np.ndarray, n_items: int) -> sp.csr_matrix:
+        """The finished fake users as 0/1 rows: their fillers and the targets."""
+        n = len(chosen_rows)
+        if n == 0:
+            return sp.csr_matrix((0, n_items), dtype=np.float32)
+        cols = [np.concatenate([ch, targets]) for ch in chosen_rows]
+        rows = np.repeat(np.arange(n), [len(x) for x in cols])
+        return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, np.concatenate(cols))), shape=(n, n_items))
+
+    def _generate(self, view, targets, n_fake, n_filler, rng):
+        c = self.config
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        base = view.matrix.copy()
+        base.data = np.ones_like(base.data)
+        n_normal, n_items = view.n_normal, view.n_items
+        others = non_targets(view, targets)
+        P = np.ones(n_items)
+        chosen_rows: list[np.ndarray] = []
+        self.poison_losses_: list[list[float]] = []
+        self.target_hr_: list[float] = []
+        pre = None  # the pre-poison surrogate state (warm starts)
+        with training_threads(True):
+            for j in range(n_fake):
+                # data: normal users, the finished fake users, and v = this fake user (targets only)
+                fake_rows = self._rows(chosen_rows, targets, n_items)
+                row_v = sp.csr_matrix((np.ones(len(targets), np.float32), (np.zeros(len(targets), int), targets)), shape=(1, n_items))
+                m = sp.vstack([base, fake_rows, row_v], format="csr")
+                v = m.shape[0] - 1
+                if pre is None or c.fresh_surrogate:
+                    model = _Surrogate(m.shape[0], n_items, c, gen)
+                    model = self._pretrain(model, m, n_normal, c.pretrain_epochs, rng, c.select_epoch)
+                else:
+                    model = pre
+                    model.add_user(gen)
+                    self._pretrain(model, m, n_normal, c.warm_epochs, rng, select=False)
+                pre = copy.deepcopy(model)
+                opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+                best_hr = self._hit_ratio(model, m, n_normal, targets, c.k)
+                best_state = copy.deepcopy(model.state_dict())
+                losses = []
+                for _ in range(c.rounds):
+                    losses.append(self._poison_round(model, opt, m, n_normal, targets, v, others, rng))
+                    self._epoch(model, opt, m, rng)
+                    hr = self._hit_ratio(model, m, n_normal, targets, c.k)
+                    if hr > best_hr:
+                        best_hr, best_state = hr, copy.deepcopy(model.state_dict())
+                model.load_state_dict(best_state)
+                self.poison_losses_.append(losses)
+                self.target_hr_.append(best_hr)
+                with torch.no_grad():
+                    y_v = torch.sigmoid(model.all_logits(torch.tensor([v]))[0]).numpy().astype(np.float64)
+                r = (y_v * P)[others]
+                chosen = others[np.argsort(-r, kind="stable")[:n_filler]]
+                P[chosen] *= c.delta
+                if np.all(P[others] < 1):
+                    P[:] = 1.0
+                chosen_rows.append(chosen)
+        f_rows = np.repeat(np.arange(n_fake), [len(x) for x in chosen_rows])
+        f_cols = np.concatenate(chosen_rows).astype(np.int64) if chosen_rows else np.zeros(0, np.int64)
+        if view.implicit:
+            vals = np.ones(f_cols.size)
+        elif c.filler_ratings == "max":
+            vals = np.full(f_cols.size, view.r_max)
+        else:
+            mean, std = view.item_stats()
+            vals = view.to_scale(rng.normal(mean[f_cols], std[f_cols]))
+        rows = np.concatenate([f_rows, np.repeat(np.arange(n_fake), len(targets))])
+        cols = np.concatenate([f_cols, np.tile(targets, n_fake)])
+        data = np.concatenate([vals, np.full(n_fake * len(targets), 1.0 if view.implicit else view.r_max)])
+        return sp.csr_matrix((data.astype(np.float32), (rows, cols)), shape=(n_fake, n_items))
