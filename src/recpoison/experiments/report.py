@@ -187,7 +187,10 @@ def _plot_detection(tables: list[Table], path: Path) -> None:
 
 def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the report files; returns ``{tables, files, failed}`` (``failed``: failed cells)."""
+    import os
+
     from ..errors import ConfigError
+    from ..text import excerpt
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
@@ -195,8 +198,15 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[
         tables = build_tables(store, run_dir)
         failed = [(c["params"], c["error"]) for c in store.cells(status="failed")]
     if not tables:
-        raise ConfigError(f"{run_dir}: no finished cells to report yet; run `recpoison sweep SPEC --run-dir {run_dir}` first")
-    out.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"{excerpt(run_dir, 120)}: no finished cells to report yet; run `recpoison sweep SPEC --run-dir {excerpt(run_dir, 120)}` first")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {excerpt(out, 120)} is a file, not a folder; give a folder for the report files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the report folder {excerpt(out, 120)} ({exc.strerror or exc}); give another --out") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"the report folder {excerpt(out, 120)} is not writable; give another --out")
     files: list[Path] = []
 
     md = ["# Sweep report", "", f"Run folder: `{run_dir}`", ""]
