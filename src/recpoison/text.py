@@ -23,12 +23,12 @@ MESSAGE = 600
 
 def excerpt(value: Any, limit: int = EXCERPT, *, quote: bool = False) -> str:
     """``value`` (``str()`` of it, or ``repr()`` with ``quote``) on one line, at most ``limit``
-    characters: longer text keeps its start and end around ``… (N characters) …``."""
+    characters: longer text keeps its start (a third) and end around ``… (N characters) …``."""
     s = repr(value) if quote else str(value)
     s = s.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
     if len(s) <= limit:
         return s
-    head = max(1, (limit * 2) // 3)
+    head = max(1, limit // 3)  # the end of a path (the file name) tells more than its start
     tail = max(1, limit - head - 1)
     return f"{s[:head]}… ({len(s):,} characters) …{s[-tail:]}"
 

@@ -134,9 +134,9 @@ def _read_text(path: Path, encoding: str | None = None) -> str:
 
     label = excerpt(path, 120)
     if not path.exists():
-        raise DataError(f"no such file: {label}")
+        raise DataError(f"no such file: {label}; check the path")
     if path.is_dir():
-        raise DataError(f"{label} is a directory, not a ratings file")
+        raise DataError(f"{label} is a directory, not a ratings file; give the file's path")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -201,7 +201,16 @@ def _first_lines(text: str, n: int) -> list[tuple[int, str, int]]:
     return out
 
 
-def _diagnose(
+def _diagnose(*args, **kwargs) -> DataError:
+    """:func:`_find_bad_line`'s description of the first bad line, with what to do about it."""
+    exc = _find_bad_line(*args, **kwargs)
+    msg = str(exc)
+    if "; " not in msg:
+        msg += "; fix or remove that line" if " line " in msg else "; check the file's format (user, item, rating[, timestamp])"
+    return DataError(msg)
+
+
+def _find_bad_line(
     text: str,
     label: str,
     sep: str | None,
@@ -250,7 +259,7 @@ def _diagnose(
         if "timestamp" in layout.cols:
             v = fields[layout.cols["timestamp"]]
             if not _is_number(v) or not math.isfinite(float(v)):
-                return DataError(f"{label} line {lineno}: timestamp {short(v)} is not a number")
+                return DataError(f"{label} line {lineno}: timestamp {short(v)} is not a finite number")
     return DataError(f"{label}: could not be parsed as a ratings file")
 
 
@@ -334,7 +343,7 @@ def load_ratings_file(
 
     head = _first_lines(text, 6)
     if not head:
-        raise DataError(f"{label}: empty file (no ratings)")
+        raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
     if sep is None:
         sample = [ln for _, ln, _ in head[1:]] or [head[0][1]]
         sep = _detect_sep(sample)
@@ -347,7 +356,7 @@ def load_ratings_file(
         sep_name = _SEP_NAMES[shown]
         head = _first_lines(text, 6)
         if not head:
-            raise DataError(f"{label}: empty file (no ratings)")
+            raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
 
     # header and column layout
     first_no, first_line, first_end = head[0]
@@ -379,7 +388,7 @@ def load_ratings_file(
     header_lineno = first_no if is_header else 0
     body = text[first_end:] if is_header else text
     if not body.strip():
-        raise DataError(f"{label}: no ratings after the header line")
+        raise DataError(f"{label}: no ratings after the header line; give a file with one rating a line")
 
     def fail() -> DataError:
         return _diagnose(text, label, sep, layout, header_lineno, implicit, scale, sep_name)
@@ -427,7 +436,7 @@ def load_ratings_file(
 
     n = len(cols["user"])
     if n == 0:
-        raise DataError(f"{label}: empty file (no ratings)")
+        raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
     ratings = None
     step: float | None = None
     if not implicit:

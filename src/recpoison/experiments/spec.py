@@ -245,11 +245,14 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         for i, v in enumerate(values):
             _check_field(name, v, f"{place}[{i}]" if isinstance(value, list) else place, hints)
         for i, v in enumerate(values):
+            where_v = f"{place}[{i}]" if isinstance(value, list) else place
             try:
                 canonical_json(v)
-            except (TypeError, ValueError):
-                _fail(f"{place}[{i}]" if isinstance(value, list) else place,
-                      f"{short(v)} holds a value that is not a finite number, string, boolean, list or mapping")
+            except ValueError:
+                _fail(where_v, f"{short(v)} holds a number that is not finite (nan or inf); give finite values")
+            except TypeError:
+                _fail(where_v, f"{short(v)} holds a value that is not a number, string, boolean, list or mapping "
+                               "(e.g. a date); write it as a number or a quoted string")
         if len({canonical_json(v) for v in values}) != len(values):
             _fail(place, "a value is listed twice")
         axes[name] = values
