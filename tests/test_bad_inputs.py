@@ -118,6 +118,8 @@ def finished_run(tmp_path, good_csv):
         (["--attack-size", "inf"], ["attack size inf"]),
         (["--knowledge", "partial:nan"], ["partial:nan"]),
         (["--target-mode", "[b]each"], ["[b]each"]),
+        (["--victim", "gmf", "--victim-param", "threshold=100"], ["threshold=100", "keeps no rating"]),
+        (["--victim", "nsvd", "--victim-param", "lr=1e11", "--victim-param", "epochs=3"], ["nsvd", "non-finite"]),
     ],
 )
 def test_bad_run_values(args, names):
@@ -283,6 +285,16 @@ def test_dry_run_checks_data_files_and_counts(tmp_path, good_csv):
     check_refused(runner.invoke(app, ["sweep", str(p), "--dry-run"]), "s.yaml", "500 targets", "25 items")
     p = _spec(tmp_path, TINY_SPEC.format(dataset=good_csv).replace("k: 5", "k: 25"))
     check_refused(runner.invoke(app, ["sweep", str(p), "--dry-run"]), "k=25")
+
+
+def test_implicit_spec_field(tmp_path):
+    f = tmp_path / "pairs.csv"
+    f.write_text("".join(f"{u},{i}\n" for u, i, _ in ratings()))
+    text = TINY_SPEC.format(dataset=f).replace("victim: mf", "victim: mostpop").replace("{d: 4, sweeps: 2}", "{}")
+    check_refused(runner.invoke(app, ["sweep", str(_spec(tmp_path, text)), "--dry-run"]), "pairs.csv", "--implicit")
+    p = _spec(tmp_path, text.replace("  victim: mostpop", "  victim: mostpop\n  implicit: true"))
+    r = runner.invoke(app, ["sweep", str(p), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 0 and "2 run now" in r.stdout, r.output
 
 
 def test_dry_run_summarises_big_grids(tmp_path, good_csv):

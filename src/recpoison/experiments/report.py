@@ -88,9 +88,9 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
     if not cells:
         return []
     params = [c["params"] for c in cells]
-    names = list(params[0])
+    names = list(dict.fromkeys(n for p in params for n in p))  # cells of older versions may lack newer fields
     fixed_out = set(ROW_AXES) | {COL_AXIS} | set(POOLED)
-    varying = [n for n in names if n not in fixed_out and len({json.dumps(p[n], sort_keys=True) for p in params}) > 1]
+    varying = [n for n in names if n not in fixed_out and len({json.dumps(p.get(n), sort_keys=True) for p in params}) > 1]
     detection = sorted({n for m in metrics.values() for n in m if n.endswith(("fpr", "fnr"))})
     metric_names = ["hr_after", "accuracy_after.hr"] + detection
     order = _attack_order(run_dir)
@@ -99,7 +99,7 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
     for c in cells:
         p = c["params"]
         head = f"{p['victim']} on {p['dataset']}, K={p['k']}"
-        extra = ", ".join(f"{n}={json.dumps(p[n], sort_keys=True) if isinstance(p[n], dict) else p[n]}" for n in varying if n not in ("victim", "dataset", "k"))
+        extra = ", ".join(f"{n}={json.dumps(p.get(n), sort_keys=True) if isinstance(p.get(n), dict) else p.get(n)}" for n in varying if n not in ("victim", "dataset", "k"))
         groups.setdefault(head + (f", {extra}" if extra else ""), []).append(c)
 
     tables = []

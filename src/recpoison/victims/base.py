@@ -123,7 +123,14 @@ class Recommender(Component):
     # ------------------------------------------------------------------ for subclasses
     def _prepare(self, data: Interactions) -> Interactions:
         if self.feedback == "implicit" and not data.implicit:
-            return data.to_implicit(getattr(self.config, "threshold", None))
+            threshold = getattr(self.config, "threshold", None)
+            out = data.to_implicit(threshold)
+            if threshold is not None and data.nnz and out.nnz == 0:
+                raise ConfigError(
+                    f"victim {self.name}: threshold={threshold:g} keeps no rating (the ratings are "
+                    f"{data.rating_scale[0]:g} to {data.rating_scale[1]:g}); use a threshold within that scale"
+                )
+            return out
         return data
 
     def _fit(self, data: Interactions) -> None:  # pragma: no cover - abstract
