@@ -118,7 +118,7 @@ def sweep(
             pass
         what = "SIGTERM" if isinstance(exc, SweepInterrupted) else "Ctrl-C"
         print_error(
-            f"interrupted by {what}: workers stopped; {kept} of {len(spec.cells)} cells are finished and kept in "
+            f"interrupted by {what}: the sweep and its workers stopped; {kept} of {len(spec.cells)} cells are finished and kept in "
             f"{excerpt(run_dir, 120)}; run the same command again to resume", err,
         )
         return 143 if isinstance(exc, SweepInterrupted) else 130
