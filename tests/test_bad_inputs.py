@@ -118,6 +118,8 @@ def finished_run(tmp_path, good_csv):
         (["--attack-size", "inf"], ["attack size inf"]),
         (["--knowledge", "partial:nan"], ["partial:nan"]),
         (["--target-mode", "[b]each"], ["[b]each"]),
+        (["--attack", "pga", "--attack-param", "d=100000"], ["attack pga", "d=100000", "GiB"]),
+        (["--victim", "ncf", "--victim-param", "layers=64,x"], ["layers='64,x'", "comma-separated"]),
         (["--victim", "gmf", "--victim-param", "threshold=100"], ["threshold=100", "keeps no rating"]),
         (["--victim", "nsvd", "--victim-param", "lr=1e11", "--victim-param", "epochs=3"], ["nsvd", "non-finite"]),
     ],

@@ -52,6 +52,11 @@ def user_errors(fn: Callable) -> Callable:
         except MemoryError:
             print_error("out of memory; use smaller parameters (d, factors, hidden, batch_size) or a smaller data set")
             raise typer.Exit(2) from None
+        except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
+            if "allocate" not in str(exc).lower():
+                raise
+            print_error("out of memory; use smaller parameters (d, factors, hidden, batch_size, n_neg) or a smaller data set")
+            raise typer.Exit(2) from None
         except OSError as exc:
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             print_error(f"{where}{exc.strerror or exc}; check the path and its permissions")

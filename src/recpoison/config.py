@@ -56,6 +56,15 @@ def _coerce(owner: str, name: str, tp: Any, value: Any) -> Any:
         if value not in allowed:
             raise ConfigError(f"{owner}: {name}={short(value)} is not allowed; use one of {list(allowed)}")
         return value
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list) and isinstance(value, str):  # "64,32,16" from the command line
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        kind = args[0] if args and args[0] in (int, float) else None
+        parts = [x.strip() for x in value.strip("()[] ").split(",") if x.strip()]
+        try:
+            return tuple(kind(x) for x in parts) if kind else tuple(parts)
+        except ValueError:
+            raise ConfigError(f"{owner}: {name}={short(value)} must be a comma-separated list of {_type_name(kind)} values, e.g. 64,32,16") from None
     allowed = _allowed_types(tp)
     if allowed is None:
         return value
@@ -99,6 +108,28 @@ def check_number(owner: str, name: str, value: Any) -> None:
             raise ConfigError(f"{owner}: {name}={short(value, 30)} is out of range; use a value within ±{MAX_INT}")
         if name in ITERATION_FIELDS and value > MAX_ITERATIONS:
             raise ConfigError(f"{owner}: {name}={value} is absurd for an iteration count; use at most {MAX_ITERATIONS:,}")
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (``None`` where unknown)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_memory_need(owner: str, need: int, params: str, n_users: int, n_items: int) -> None:
+    """Refuse work whose estimated memory ``need`` (bytes) exceeds the machine's physical memory,
+    before anything is allocated; ``params`` names the parameters that drive it (``"d=4096"``)."""
+    have = physical_memory()
+    if have is None or need <= have:
+        return
+    raise ConfigError(
+        f"{owner}: {params} needs about {need / 2**30:,.0f} GiB for {n_users:,} users x "
+        f"{n_items:,} items, more than this machine's {have / 2**30:,.0f} GiB; use smaller values"
+    )
 
 
 def _type_name(tp: Any) -> str:

@@ -8,11 +8,11 @@ masks seen items so every victim behaves the same at the boundary.
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ..config import check_memory_need
 from ..errors import ConfigError, FitError, NotFittedError
 from ..interactions import Interactions
 from ..registry import Component, Registry
@@ -153,28 +153,13 @@ class Recommender(Component):
         return users
 
 
-def physical_memory() -> int | None:
-    """Bytes of physical memory of this machine (``None`` where unknown)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
-
-
 def check_memory(model: "Recommender", n_users: int, n_items: int) -> None:
     """Refuse a fit whose estimated memory (:meth:`Recommender.memory_bytes`) exceeds the machine's
     physical memory, before anything is allocated, naming the parameters that drive it."""
-    need = model.memory_bytes(n_users, n_items)
-    have = physical_memory()
-    if have is None or need <= have:
-        return
     params = ", ".join(
         f"{n}={getattr(model.config, n)}" for n in ("d", "factors", "hidden", "layers") if hasattr(model.config, n)
     )
-    raise ConfigError(
-        f"victim {model.name}: {params} needs about {need / 2**30:,.0f} GiB for {n_users:,} users x "
-        f"{n_items:,} items, more than this machine's {have / 2**30:,.0f} GiB; use smaller values"
-    )
+    check_memory_need(f"victim {model.name}", model.memory_bytes(n_users, n_items), params, n_users, n_items)
 
 
 def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
