@@ -259,7 +259,7 @@ def _find_bad_line(
         if "timestamp" in layout.cols:
             v = fields[layout.cols["timestamp"]]
             if not _is_number(v) or not math.isfinite(float(v)):
-                return DataError(f"{label} line {lineno}: timestamp {short(v)} is not a finite number")
+                return DataError(f"{label} line {lineno}: timestamp {short(v)} is not a number")
     return DataError(f"{label}: could not be parsed as a ratings file")
 
 
