@@ -101,7 +101,7 @@ def run_sweep(
     The folder is locked while the sweep runs; a folder holding a different spec's run is refused
     unless ``force`` (see :func:`check_same_spec`).
     """
-    from .executors import InlineExecutor, plan_tasks
+    from .executors import InlineExecutor
 
     executor = executor or InlineExecutor()
     run_dir = Path(run_dir)
