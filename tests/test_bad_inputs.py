@@ -226,16 +226,15 @@ def test_implicit_flag_reads_pairs(tmp_path):
 
 
 def test_json_is_strict_null_for_undefined(tmp_path):
-    # every normal user has rated the only candidate targets' ... simplest undefined value: a
-    # target rated by every user has no eligible user, so its HR is undefined
-    rows = [(u, i, 4) for u in range(1, 20) for i in range(1, 8)]
+    # item 1 is every user's earliest rating, so leave-one-out never holds it out: every normal
+    # user has rated it, no user is eligible, and its target HR is undefined (NaN inside)
     f = tmp_path / "full.csv"
-    f.write_text(csv_text(rows))
-    r = runner.invoke(app, ["run", "--dataset", str(f), "--victim", "mostpop", "--targets", "2", "--k", "3", "--filler", "2", "--json"])
+    f.write_text("".join(f"{u},{i},4,{0 if i == 1 else 100 + i}\n" for u in range(1, 20) for i in range(1, 8)))
+    r = runner.invoke(app, ["run", "--dataset", str(f), "--victim", "mostpop", "--targets", "7", "--filler", "0", "--k", "3", "--json"])
     assert r.exit_code == 0, r.output
     assert "NaN" not in r.stdout
     res = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    assert res["hr_before"] is None or isinstance(res["hr_before"], float)
+    assert res["targets"][0] == 1 and res["hr_per_target_before"][0] is None and res["hr_per_target_after"][0] is None
 
 
 # ------------------------------------------------------------------------------ specs
