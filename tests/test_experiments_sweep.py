@@ -80,18 +80,28 @@ def test_rerun_skips_done_cells_and_same_spec_gives_identical_metrics(spec_path,
 
 
 def test_failing_cell_is_recorded_sweep_goes_on_and_exit_is_1(tmp_path):
+    # d=200000 passes the config check but the fit refuses it (memory bound): a run-time failure
     p = tmp_path / "fail.yaml"
-    p.write_text(SPEC.replace("n_targets: 3", "n_targets: [3, 100000]"))
+    p.write_text(SPEC.replace("victim_params: {d: 8, sweeps: 3}", "victim_params: [{d: 8, sweeps: 3}, {d: 200000, sweeps: 3}]"))
     r = runner.invoke(app, ["sweep", str(p), "--run-dir", str(tmp_path / "run"), "--quiet"])
     assert r.exit_code == 1, r.output
     assert "16 run now" in r.output and "16 failed" in r.output
-    assert "ConfigError: 100000 targets requested but the data set has only" in r.output
+    assert "ConfigError: victim mf: d=200000 needs about" in r.output
     with Store(tmp_path / "run", readonly=True) as st:
         assert st.counts() == {"done": 16, "failed": 16}
         failed = list(st.cells(status="failed"))
-        assert all(c["params"]["n_targets"] == 100000 and "100000 targets requested" in c["error"] for c in failed)
+        assert all(c["params"]["victim_params"]["d"] == 200000 and "needs about" in c["error"] for c in failed)
     rep = make_report(tmp_path / "run")
     assert "## Failed cells" in (rep["out_dir"] / "report.md").read_text()
+
+
+def test_counts_the_data_cannot_meet_are_refused_before_any_cell_runs(tmp_path):
+    p = tmp_path / "fail.yaml"
+    p.write_text(SPEC.replace("n_targets: 3", "n_targets: [3, 100000]"))
+    r = runner.invoke(app, ["sweep", str(p), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert r.exit_code == 2, r.output
+    assert "100000 targets requested but synthetic has only 300 items" in r.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_plan_tasks_groups_by_clean_victim_and_splits_for_idle_slots(spec_path):

@@ -1,14 +1,15 @@
 """Command line: ``recpoison list | run | detect | demo | sweep | report`` (Typer + Rich).
 
 User errors (:class:`recpoison.errors.RecPoisonError`) are printed as one line on stderr, without a
-traceback, and the command exits with status 2.
+traceback, and the command exits with status 2; so are a failed file operation (``OSError``) and
+running out of memory. Every message is escaped for Rich (user text such as ``[/]`` is printed as
+written) and cut to one short line (:mod:`recpoison.text`). Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import json
 import math
 import sys
 import time
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, RecPoisonError
+from .text import escape, excerpt, one_line, short, strict_json
 
 app = typer.Typer(
     add_completion=False,
@@ -31,28 +33,56 @@ out = Console()
 err = Console(stderr=True)
 
 
+def print_error(message: Any, console: Console | None = None) -> None:
+    """``error: MESSAGE`` on stderr: one line, cut to a short excerpt, user text escaped for Rich."""
+    (console or err).print(f"[bold red]error:[/] {escape(one_line(message), None)}", highlight=False, soft_wrap=True)
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn user-facing errors into one line on stderr and exit status 2."""
+    """Turn user-facing errors into one line on stderr and exit status 2 (130 on Ctrl-C)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except RecPoisonError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except MemoryError:
+            print_error("out of memory; use smaller parameters (d, factors, hidden, batch_size) or a smaller data set")
+            raise typer.Exit(2) from None
+        except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
+            if "allocate" not in str(exc).lower():
+                raise
+            print_error("out of memory; use smaller parameters (d, factors, hidden, batch_size, n_neg) or a smaller data set")
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            print_error(f"{where}{exc.strerror or exc}; check the path and its permissions")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            raise typer.Exit(130) from None
 
     return wrapper
 
 
 def parse_params(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["d=32", "reg=0.1"]`` -> ``{"d": "32", "reg": "0.1"}`` (typed later by the component)."""
+    """``["d=32", "reg=0.1"]`` -> ``{"d": "32", "reg": "0.1"}`` (typed later by the component).
+
+    Every ``--WHAT-param`` option uses it: a malformed pair or a name given twice is refused.
+    """
     out_: dict[str, Any] = {}
     for p in pairs or []:
         key, sep, value = p.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--{what}-param {p!r}: write it as NAME=VALUE, e.g. --{what}-param d=32")
-        out_[key.strip()] = value.strip()
+            raise ConfigError(f"--{what}-param {short(p)}: write it as NAME=VALUE, e.g. --{what}-param d=32")
+        if key in out_:
+            raise ConfigError(
+                f"--{what}-param {excerpt(key)} is given twice ({short(out_[key])} and {short(value.strip())}); give it once"
+            )
+        out_[key] = value.strip()
     return out_
 
 
@@ -144,7 +174,8 @@ def run_cmd(
     detector: str = typer.Option("none", help="Fake-user detector applied to the poisoned data (none | svm | svm-tia | pca | perfect | random)."),
     detector_param: Optional[List[str]] = typer.Option(None, help="Detector hyper-parameter NAME=VALUE (repeatable), e.g. train_attacks=random,average."),
     save_fakes: Optional[Path] = typer.Option(None, "--save-fakes", help="Write the injected profiles to this CSV (user,item,rating); --dataset loads it back."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    implicit: bool = typer.Option(False, "--implicit", help="Read the data as implicit feedback: every rating (or a (user, item) pair without one) counts as 1."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table (null for undefined values)."),
 ) -> None:
     """Attack one victim on one data set and print target HR@K and accuracy before / after
     (and after detection, with --detector)."""
@@ -169,24 +200,24 @@ def run_cmd(
         attack_params=parse_params(attack_param, "attack"),
         detector=detector,
         detector_params=parse_params(detector_param, "detector"),
+        implicit=implicit,
     )
     t0 = time.perf_counter()
     res, fakes = run_cell(spec, return_fakes=True)
     res["seconds"]["total"] = round(time.perf_counter() - t0, 4)
     if save_fakes is not None:
-        from . import datasets
         from .detect.labelled import write_profiles
+        from .pipeline import load_data
 
-        ids = datasets.load(spec.dataset).user_ids
-        first = int(ids.max()) + 1 if ids.dtype.kind in "iu" and len(ids) else 1
-        n = write_profiles(save_fakes, fakes, first)
+        n, first = write_profiles(save_fakes, fakes, load_data(spec).user_ids)
         err.print(f"{n} fake profiles written to {save_fakes} (user ids from {first})", highlight=False, markup=False)
     if as_json:
-        sys.stdout.write(json.dumps(res) + "\n")
+        sys.stdout.write(strict_json(res) + "\n")
         return
-    title = (
-        f"{res['attack']} on {res['victim']} / {res['dataset']}: {res['n_fake']} fake users "
-        f"({res['attack_size']:.1%}), {res['n_filler']} fillers, targets {res['targets']}, seed {res['seed']}"
+    title = escape(
+        f"{res['attack']} on {res['victim']} / {excerpt(res['dataset'])}: {res['n_fake']} fake users "
+        f"({res['attack_size']:.1%}), {res['n_filler']} fillers, targets {excerpt(res['targets'])}, seed {res['seed']}",
+        None,
     )
     out.print(_result_table(res, title))
     out.print(f"time: {res['seconds']['total']:.1f} s  ({', '.join(f'{s} {v:.2f}' for s, v in res['seconds'].items() if s != 'total')})")
@@ -247,7 +278,7 @@ def detect_cmd(
         "phases": res["phases"], "out": str(out_file) if out_file else None,
     }
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(strict_json(summary) + "\n")
         return
     out.print(f"{detector} on {data.name}: {summary['n_flagged']} of {data.n_users} users flagged", highlight=False, markup=False)
     if res["rates"]:
@@ -282,13 +313,14 @@ def demo_cmd(
     from .experiments.runner import run_sweep
 
     spec = demo_spec(seed, DEMO_ATTACKS, DEMO_SIZES)
+    ex = make_executor("auto", workers)
     with err.status("obtaining MovieLens-100K (cache, GroupLens, or the PyPI fallback)..."):
         datasets.load("ml-100k")
     run_dir = out_dir / time.strftime("demo-%Y%m%d-%H%M%S")
-    summary = run_sweep(spec, run_dir, make_executor("auto", workers), console=err)
+    summary = run_sweep(spec, run_dir, ex, console=err)
     if summary.failed:
         for key, label, error in summary.failed:
-            err.print(f"[red]failed[/] {key} {label}: {error}", highlight=False, soft_wrap=True)
+            err.print(f"[red]failed[/] {key} {escape(label)}: {escape(one_line(error), None)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     rows = results_in_order(spec, run_dir)
     attacks_ = list(dict.fromkeys(r["attack"] for r in rows))
@@ -301,7 +333,7 @@ def demo_cmd(
         cells = sorted((r for r in rows if r["attack"] == a), key=lambda r: r["attack_size"])
         t.add_row(a, *[f"{fmt(r['hr_after'])} ({fmt(r['accuracy_after']['hr'], 3)})" for r in cells])
     out.print(t)
-    (run_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (run_dir / "results.json").write_text(strict_json(rows, indent=1) + "\n")
     flat_keys = ["dataset", "victim", "attack", "attack_size", "n_fake", "n_filler", "k", "seed", "hr_before", "hr_after"]
     with open(run_dir / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -313,8 +345,9 @@ def demo_cmd(
                 + [" ".join(map(str, r["targets"])), r["seconds"].get("total", sum(r["seconds"].values()))]
             )
     out.print(
-        f"{len(rows)} cells in {summary.seconds:.1f} s; results written to {run_dir}/results.csv and results.json "
-        f"(store: results.sqlite; `recpoison report {run_dir}` for tables and plots)"
+        f"{len(rows)} cells in {summary.seconds:.1f} s; results written to {escape(run_dir, None)}/results.csv and results.json "
+        f"(store: results.sqlite; `recpoison report {escape(run_dir, None)}` for tables and plots)",
+        highlight=False, soft_wrap=True,
     )
 
 
@@ -327,13 +360,18 @@ def sweep_cmd(
     workers: int = typer.Option(1, help="Parallel workers (local processes, or Ray task slots)."),
     executor: str = typer.Option("auto", help="auto (inline for 1 worker, processes for more) | inline | processes | ray"),
     address: Optional[str] = typer.Option(None, help="Ray cluster: auto | ray://HOST:10001 | local (with --executor ray)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and list the cells without running them."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate the spec and its data files and summarise the cells, without running them."),
+    list_all: bool = typer.Option(False, "--list-all", help="With --dry-run: list every cell, not only the first ones."),
+    force: bool = typer.Option(False, "--force", help="Run into a folder that holds a different spec's run, and allow grids beyond the cell limit."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Run a grid of cells from a YAML spec into a resumable results store (RUN_DIR/results.sqlite)."""
+    """Run a grid of cells from a YAML spec into a resumable results store (RUN_DIR/results.sqlite).
+
+    Ctrl-C or SIGTERM stops the sweep and its workers at once, keeping every finished cell (rerun to
+    resume); a second sweep into a folder that one is running in is refused."""
     from .experiments.cli import sweep
 
-    raise typer.Exit(sweep(spec, run_dir, workers, executor, address, dry_run, quiet, out, err))
+    raise typer.Exit(sweep(spec, run_dir, workers, executor, address, dry_run, quiet, out, err, force=force, list_all=list_all))
 
 
 # ---------------------------------------------------------------------------------------- report

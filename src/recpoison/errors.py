@@ -30,3 +30,12 @@ class DataError(RecPoisonError):
 
 class NotFittedError(RecPoisonError, RuntimeError):
     """A model was used before ``fit``."""
+
+
+class FitError(RecPoisonError, ArithmeticError):
+    """A model's fit diverged (non-finite factors or scores)."""
+
+
+class RunDirError(RecPoisonError):
+    """A run folder or its results store cannot be used (not a folder, not writable, foreign or
+    corrupt store, another sweep holds it, or a different spec ran there)."""

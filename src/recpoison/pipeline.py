@@ -14,6 +14,7 @@ target HR@K (seed 001 §3.2) is measured over normal users before and after.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -21,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 
 from . import attacks, datasets, detect, victims
-from .config import check
-from .errors import ConfigError
+from .config import MAX_INT, check
+from .errors import ConfigError, DataError
 from .interactions import Interactions
 from .knowledge import make_view, parse_knowledge
 from .metrics import detection_rates, hit_ratio_from_topk, loo_accuracy_from_topk
@@ -49,21 +50,85 @@ class CellSpec:
     attack_params: dict = field(default_factory=dict)
     detector: str = "none"
     detector_params: dict = field(default_factory=dict)
+    #: read the data as implicit feedback (every rating -> 1; a file needs no rating column)
+    implicit: bool = False
 
     def __post_init__(self) -> None:
+        check(isinstance(self.dataset, str) and self.dataset.strip() != "", "dataset must be a non-empty name or path")
         victims.VICTIMS.entry(self.victim)
         attacks.ATTACKS.entry(self.attack)
         detect.DETECTORS.entry(self.detector)
+        for name in ("n_filler", "n_targets", "k", "seed"):
+            v = getattr(self, name)
+            check(isinstance(v, numbers.Integral) and not isinstance(v, bool), f"{name}={short(v)} must be an integer")
         check(
-            isinstance(self.attack_size, (int, float)) and 0 < self.attack_size <= 1,
-            f"attack size {self.attack_size} must be in (0, 1] (a fraction of the normal users, e.g. 0.03)",
+            isinstance(self.attack_size, (int, float)) and not isinstance(self.attack_size, bool) and 0 < self.attack_size <= 1,
+            f"attack size {short(self.attack_size)} must be in (0, 1] (a fraction of the normal users, e.g. 0.03)",
         )
-        check(self.n_filler >= 0, f"filler count {self.n_filler} must be >= 0")
-        check(self.n_targets >= 1, f"number of targets {self.n_targets} must be at least 1")
-        check(self.k >= 1, f"k={self.k} must be at least 1")
+        check(0 <= self.n_filler <= MAX_INT, f"filler count {self.n_filler} must be >= 0 (and at most the number of items)")
+        check(1 <= self.n_targets <= MAX_INT, f"number of targets {self.n_targets} must be at least 1 (and at most the number of items)")
+        check(1 <= self.k <= MAX_INT, f"k={self.k} must be at least 1 (and below the number of items)")
+        check(0 <= self.seed <= MAX_SEED, f"seed={self.seed} must be in [0, {MAX_SEED}]; use e.g. --seed 0")
+        check(isinstance(self.implicit, bool), f"implicit={short(self.implicit)} must be true or false")
+        check(all(isinstance(p, dict) for p in (self.victim_params, self.attack_params, self.detector_params)),
+              "victim_params, attack_params and detector_params must be mappings")
         check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
         parse_knowledge(self.knowledge)
         check(self.target_mode in ("together", "each"), f"target mode {self.target_mode!r}: use 'together' (one attack promotes all targets) or 'each' (one attack per target, seed 001)")
+
+
+MAX_SEED = 2**32 - 1
+#: leave-one-out needs at least this many users with 2 or more ratings (one held out, one to train on)
+MIN_LOO_USERS = 2
+
+
+def short(value: Any) -> str:
+    from .text import short as _short
+
+    return _short(value)
+
+
+def load_data(spec: CellSpec) -> Interactions:
+    """The cell's data set: a registered name or a ratings file, as implicit feedback when asked."""
+    if spec.implicit:
+        if spec.dataset in datasets.DATASETS:
+            return datasets.load(spec.dataset).to_implicit()
+        return datasets.load(spec.dataset, implicit=True)
+    return datasets.load(spec.dataset)
+
+
+def check_data(spec: CellSpec, data: Interactions) -> None:
+    """Refuse data that cannot support the cell's protocol, and counts the data cannot meet, before
+    any model is fitted (``recpoison sweep --dry-run`` runs the same checks)."""
+    from .text import excerpt
+
+    label = excerpt(spec.dataset)
+    counts = np.diff(data.matrix.indptr)
+    qualify = int(np.count_nonzero(counts >= 2))
+    if qualify < MIN_LOO_USERS or data.n_items < 2:
+        raise DataError(
+            f"{label}: leave-one-out needs at least {MIN_LOO_USERS} users with 2 or more ratings and 2 items; "
+            f"{qualify} of {data.n_users} users qualify ({data.n_items} items); give a data set with more ratings per user"
+        )
+    if spec.k >= data.n_items:
+        raise ConfigError(
+            f"k={spec.k} must be below the number of items of {label} ({data.n_items}); "
+            "a top-K list of every unseen item would make every hit ratio 1"
+        )
+    if spec.n_targets > data.n_items:
+        raise ConfigError(f"{spec.n_targets} targets requested but {label} has only {data.n_items} items; use fewer targets")
+    if spec.n_filler > data.n_items - spec.n_targets:
+        raise ConfigError(
+            f"filler count {spec.n_filler} is more than the {data.n_items - spec.n_targets} items of {label} "
+            f"left besides the {spec.n_targets} targets; use at most that many fillers"
+        )
+
+
+def _raw_id(x: Any) -> Any:
+    """A raw id as JSON-ready Python value: int for integer ids, else str (ids may be text)."""
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    return str(x)
 
 
 def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strategy: str = "random") -> np.ndarray:
@@ -120,16 +185,17 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - t
         return out
 
-    data: Interactions = timed("load", lambda: cache.get(("data", spec.dataset), lambda: datasets.load(spec.dataset)))
-    split: Split = timed("split", lambda: cache.get(("split", spec.dataset, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split"))))
+    data: Interactions = timed("load", lambda: cache.get(("data", spec.dataset, spec.implicit), lambda: load_data(spec)))
+    check_data(spec, data)
+    split: Split = timed("split", lambda: cache.get(("split", spec.dataset, spec.implicit, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split"))))
     train = split.train
     detector = _make_detector(spec, train)  # before any training: a detector the data cannot serve fails at once
     targets = cache.get(
-        ("targets", spec.dataset, spec.seed, spec.n_targets, spec.target_strategy),
+        ("targets", spec.dataset, spec.implicit, spec.seed, spec.n_targets, spec.target_strategy),
         lambda: choose_targets(train, spec.n_targets, derive_rng(spec.seed, "targets"), spec.target_strategy),
     )
     vparams = {"seed": derive_seed(spec.seed, "victim"), **spec.victim_params}
-    vkey = ("clean", spec.dataset, spec.seed, spec.victim, tuple(sorted(vparams.items())))
+    vkey = ("clean", spec.dataset, spec.implicit, spec.seed, spec.victim, tuple(sorted(vparams.items())))
 
     def fit_clean():
         model = victims.make(spec.victim, **vparams).fit(train)
@@ -152,7 +218,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         view = timed("knowledge", lambda: make_view(train, spec.knowledge, group, derive_rng(spec.seed, "knowledge", spec.knowledge)))
         # fake profiles depend on the attacker's side only (not on the victim or K): cells that
         # differ only there share them through the cache
-        fkey = ("fakes", spec.dataset, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
+        fkey = ("fakes", spec.dataset, spec.implicit, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
                 spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
         fakes = timed("attack", lambda: cache.get(fkey, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng)))
         fake_parts.append(fakes)
@@ -210,7 +276,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         "target_mode": spec.target_mode,
         "n_fake": int(fakes.n_users),
         "n_filler": spec.n_filler,
-        "targets": [int(x) for x in train.item_ids[targets]],
+        "targets": [_raw_id(x) for x in train.item_ids[targets]],
         "target_index": [int(t) for t in targets],
         "k": spec.k,
         "seed": spec.seed,
@@ -286,7 +352,7 @@ def _fit_detector(det, spec: CellSpec, train: Interactions, targets: np.ndarray,
             # nothing to imitate: the classic shilling models the rating features were designed for
             names = list(DEFAULT_TRAIN_ATTACKS)
     batch = cfg.train_batch or max(1, n_fake or int(round(spec.attack_size * train.n_normal)))
-    tkey = ("det-train", spec.dataset, spec.seed, tuple(names), _frozen({n: _frozen(p) for n, p in params.items()}),
+    tkey = ("det-train", spec.dataset, spec.implicit, spec.seed, tuple(names), _frozen({n: _frozen(p) for n, p in params.items()}),
             n_targets, spec.n_filler, batch, cfg.n_train_fake, cfg.n_train_normal, tuple(int(t) for t in targets))
     fkey = tkey + ("features", cfg.features, cfg.degsim_k)
 

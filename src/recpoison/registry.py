@@ -11,6 +11,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .config import build_config, config_dict
 from .errors import UnknownNameError
+from .text import short
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid names: {', '.join(self._entries)}"
+                f"unknown {self.kind} {short(name)}; valid names: {', '.join(self._entries)}"
             ) from None
 
     def make(self, name: str, **params: Any) -> T:

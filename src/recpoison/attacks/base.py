@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from ..config import check_memory_need
 from ..errors import ConfigError
 from ..interactions import Interactions
 from ..registry import Component, Registry
@@ -26,6 +27,13 @@ class Attack(Component):
 
     #: False only for the no-attack baseline, which injects nobody.
     injects: ClassVar[bool] = True
+
+    def memory_bytes(self, n_users: int, n_items: int) -> int:
+        """Rough memory estimate of an attack that trains a surrogate MF of width ``d`` by batched
+        ALS (a d x d system per row, factors); attacks without ``d`` are not estimated."""
+        d = int(getattr(self.config, "d", 0) or 0)
+        size = 8 if getattr(self.config, "dtype", "float32") == "float64" else 4
+        return size * (3 * max(n_users, n_items) * d * d + 4 * (n_users + n_items) * d)
 
     def generate(
         self,
@@ -50,6 +58,10 @@ class Attack(Component):
         if not self.injects or n_fake == 0:
             fake = sp.csr_matrix((0, view.n_items), dtype=np.float32)
         else:
+            d = getattr(self.config, "d", None)
+            if isinstance(d, int):  # attacks that train a surrogate MF: check its memory before allocating
+                check_memory_need(f"attack {self.name}", self.memory_bytes(view.n_users + n_fake, view.n_items),
+                                  f"d={d}", view.n_users + n_fake, view.n_items)
             fake = sp.csr_matrix(self._generate(view, targets, n_fake, n_filler, rng))
         self._check_budget(view, fake, targets, n_fake if self.injects else 0, n_filler)
         return Interactions(

@@ -17,6 +17,7 @@ from ..config import build_config
 from ..errors import ConfigError, UnknownNameError
 from ..interactions import Interactions
 from ..registry import Registry
+from ..text import short
 from .files import RATING_FILE_SUFFIXES, load_ratings_file
 from .movielens import load_ml100k
 from .synthetic import load_synthetic, make_synthetic
@@ -45,7 +46,7 @@ DATASETS.register(
     summary="generated ratings with known low-rank structure (n_users, n_items, density, rank, seed ...)",
 )(load_synthetic)
 
-_FILE_PARAMS = ("sep", "implicit", "rating_scale", "name")
+_FILE_PARAMS = ("sep", "implicit", "rating_scale", "name", "encoding")
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -78,7 +79,7 @@ def load(name_or_path: str | os.PathLike, **params: Any) -> Interactions:
         unknown = sorted(set(params) - set(_FILE_PARAMS))
         if unknown:
             raise ConfigError(
-                f"ratings file {str(name_or_path)!r}: unknown parameter "
+                f"ratings file {short(str(name_or_path))}: unknown parameter "
                 f"{', '.join(map(repr, unknown))}; allowed: {', '.join(_FILE_PARAMS)}"
             )
         implicit = params.get("implicit", False)
@@ -90,9 +91,10 @@ def load(name_or_path: str | os.PathLike, **params: Any) -> Interactions:
             implicit=bool(implicit),
             rating_scale=params.get("rating_scale"),
             name=params.get("name"),
+            encoding=params.get("encoding"),
         )
     raise UnknownNameError(
-        f"unknown dataset {str(name_or_path)!r}; valid names: {', '.join(DATASETS.names())}; "
+        f"unknown dataset {short(str(name_or_path))}; valid names: {', '.join(DATASETS.names())}; "
         "a path to a ratings file (user, item, rating[, timestamp]) is also accepted"
     )
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..interactions import Interactions
+from ..text import excerpt, short
 
 #: Separators tried, in order, when ``sep`` is not given; ``None`` means runs of whitespace.
 SEPARATORS: tuple[str | None, ...] = ("::", "\t", ",", ";", None)
@@ -98,19 +99,91 @@ class _Layout:
         return ", ".join(r for r in _ROLES if r in self.cols)
 
 
-def _read_text(path: Path) -> str:
+#: Largest absolute rating accepted: beyond it the models' float32 arithmetic overflows.
+MAX_RATING = 1e6
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _guess_nul_encoding(raw: bytes) -> str | None:
+    """UTF-16/32 without a byte-order mark, from where the NUL bytes of ASCII text fall."""
+    sample = raw[:4096]
+    n = len(sample) - len(sample) % 4
+    if n < 4:
+        return None
+    quads = [sample[i:n:4] for i in range(4)]
+    zero = [q.count(0) / max(1, len(q)) for q in quads]
+    if zero[1] > 0.9 and zero[2] > 0.9 and zero[3] > 0.9 and zero[0] < 0.5:
+        return "utf-32-le"
+    if zero[0] > 0.9 and zero[1] > 0.9 and zero[2] > 0.9 and zero[3] < 0.5:
+        return "utf-32-be"
+    odd, even = sample[1:n:2].count(0) / (n // 2), sample[0:n:2].count(0) / (n // 2)
+    if odd > 0.8 and even < 0.2:
+        return "utf-16-le"
+    if even > 0.8 and odd < 0.2:
+        return "utf-16-be"
+    return None
+
+
+def _read_text(path: Path, encoding: str | None = None) -> str:
+    """The file's text: ``encoding`` when given, else from its byte-order mark (UTF-8/16/32), else
+    UTF-16/32 recognised by its NUL bytes, else UTF-8, else Latin-1 (which decodes any byte)."""
+    from ..text import excerpt
+
+    label = excerpt(path, 120)
     if not path.exists():
-        raise DataError(f"no such file: {path}")
+        raise DataError(f"no such file: {label}; check the path")
     if path.is_dir():
-        raise DataError(f"{path} is a directory, not a ratings file")
+        raise DataError(f"{label} is a directory, not a ratings file; give the file's path")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        raise DataError(f"cannot read {label}: {exc.strerror or exc}") from None
+    if encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"encoding={excerpt(encoding, quote=True)} is not a known text encoding; use e.g. utf-8, utf-16, latin-1") from None
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{label}: not valid {encoding} text (byte {exc.start}); give the file's encoding") from None
+    else:
+        enc = next((e for bom, e in _BOMS if raw.startswith(bom)), None) or (_guess_nul_encoding(raw) if b"\x00" in raw[:4096] else None)
+        if enc is not None:
+            try:
+                text = raw.decode(enc)
+            except UnicodeDecodeError:
+                raise DataError(f"{label}: looks like {enc} text but does not decode as it; save it as UTF-8") from None
+            if enc != "utf-8-sig" and text.startswith("\ufeff"):
+                text = text[1:]
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+    if "\x00" in text:
+        raise DataError(
+            f"{label}: contains NUL bytes, so it is not a text ratings file in a known encoding; "
+            "save it as UTF-8 text (or pass the encoding=... it is written in)"
+        )
+    return text
+
+
+def _unquote(text: str, sep: str) -> str:
+    """Standard CSV quoting (``"a,b"``, ``""`` for a quote) resolved: the fields re-joined by
+    :data:`_PLACEHOLDER_SEP`, one line per input line (blank lines kept for the line numbers)."""
+    import csv
+
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep if sep != " " else " ", skipinitialspace=True, strict=False)
+    out = []
+    for row in rows:
+        out.append(_PLACEHOLDER_SEP.join(f.replace("\n", " ").replace(_PLACEHOLDER_SEP, " ") for f in row))
+    return "\n".join(out) + "\n"
 
 
 def _first_lines(text: str, n: int) -> list[tuple[int, str, int]]:
@@ -128,7 +201,16 @@ def _first_lines(text: str, n: int) -> list[tuple[int, str, int]]:
     return out
 
 
-def _diagnose(
+def _diagnose(*args, **kwargs) -> DataError:
+    """:func:`_find_bad_line`'s description of the first bad line, with what to do about it."""
+    exc = _find_bad_line(*args, **kwargs)
+    msg = str(exc)
+    if "; " not in msg:
+        msg += "; fix or remove that line" if " line " in msg else "; check the file's format (user, item, rating[, timestamp])"
+    return DataError(msg)
+
+
+def _find_bad_line(
     text: str,
     label: str,
     sep: str | None,
@@ -136,6 +218,7 @@ def _diagnose(
     header_lineno: int,
     implicit: bool,
     rating_scale: tuple[float, float] | None,
+    sep_name: str = "",
 ) -> DataError:
     """Re-read ``text`` line by line (error path only) and describe the first bad line."""
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -147,7 +230,7 @@ def _diagnose(
         if bad_count:
             return DataError(
                 f"{label} line {lineno}: {n} column{'s' if n != 1 else ''}, expected "
-                f"{layout.n_fields} ({layout.described}) separated by {_SEP_NAMES[sep]}"
+                f"{layout.n_fields} ({layout.described}) separated by {sep_name}"
             )
         for role in ("user", "item"):
             if not fields[layout.cols[role]]:
@@ -155,9 +238,14 @@ def _diagnose(
         if "rating" in layout.cols and not implicit:
             v = fields[layout.cols["rating"]]
             if not _is_number(v):
-                return DataError(f"{label} line {lineno}: rating {v!r} is not a number")
+                return DataError(f"{label} line {lineno}: rating {short(v)} is not a number")
             if not math.isfinite(float(v)):
-                return DataError(f"{label} line {lineno}: rating {v!r} is not a finite number")
+                return DataError(f"{label} line {lineno}: rating {short(v)} is not a finite number")
+            if abs(float(v)) > MAX_RATING:
+                return DataError(
+                    f"{label} line {lineno}: rating {short(v)} is out of range; ratings must be within "
+                    f"±{MAX_RATING:,.0f} (rescale them)"
+                )
             if float(v) == 0.0:
                 return DataError(
                     f"{label} line {lineno}: rating 0 cannot be stored (a zero means 'not rated'); "
@@ -165,13 +253,13 @@ def _diagnose(
                 )
             if rating_scale is not None and not rating_scale[0] <= float(v) <= rating_scale[1]:
                 return DataError(
-                    f"{label} line {lineno}: rating {v} is outside the rating scale "
+                    f"{label} line {lineno}: rating {excerpt(v)} is outside the rating scale "
                     f"({rating_scale[0]:g}, {rating_scale[1]:g})"
                 )
         if "timestamp" in layout.cols:
             v = fields[layout.cols["timestamp"]]
             if not _is_number(v) or not math.isfinite(float(v)):
-                return DataError(f"{label} line {lineno}: timestamp {v!r} is not a number")
+                return DataError(f"{label} line {lineno}: timestamp {short(v)} is not a number")
     return DataError(f"{label}: could not be parsed as a ratings file")
 
 
@@ -213,6 +301,7 @@ def load_ratings_file(
     implicit: bool = False,
     rating_scale: tuple[float, float] | None = None,
     name: str | None = None,
+    encoding: str | None = None,
 ) -> Interactions:
     """Load a ratings file into :class:`Interactions` (users x items).
 
@@ -227,6 +316,11 @@ def load_ratings_file(
         rating_scale: ``(min, max)``; defaults to the range of the ratings in the file. Ratings
             outside a given scale are an error.
         name: the data set's name for reports (default: the file name without its suffix).
+        encoding: the file's text encoding; by default taken from a byte-order mark (UTF-8, UTF-16,
+            UTF-32), else UTF-16/32 recognised by its NUL bytes, else UTF-8, else Latin-1.
+
+    Fields may be quoted as in standard CSV (``"user 1","item, a",5``). Ratings must be finite,
+    non-zero and within ±1e6.
 
     Raw user and item ids are integers when every id in the file is one, else strings. Duplicate
     (user, item) pairs keep the latest rating. ``rating_step`` is 1.0 when every rating is an
@@ -236,21 +330,33 @@ def load_ratings_file(
         DataError: missing, empty or malformed file; the message names the file and, for malformed
             content, the first bad line.
     """
+    from ..text import excerpt
+
     p = Path(path).expanduser()
-    label = str(path)
+    label = excerpt(path, 120)
     if isinstance(sep, str) and sep.lower() in _SEP_ALIASES:
         sep = _SEP_ALIASES[sep.lower()]
     if sep is not None and (not isinstance(sep, str) or sep == "" or "\n" in sep):
-        raise ConfigError(f"sep={sep!r} is not a usable column separator")
+        raise ConfigError(f"sep={short(sep)} is not a usable column separator")
     scale = _check_scale(rating_scale)
-    text = _read_text(p)
+    text = _read_text(p, encoding)
 
     head = _first_lines(text, 6)
     if not head:
-        raise DataError(f"{label}: empty file (no ratings)")
+        raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
     if sep is None:
         sample = [ln for _, ln, _ in head[1:]] or [head[0][1]]
         sep = _detect_sep(sample)
+    sep_name = _SEP_NAMES.get(sep, repr(sep))
+    if '"' in text and (sep is None or len(sep) == 1):
+        # quoted fields: resolve standard CSV quoting once, then parse as usual
+        shown = sep
+        text = _unquote(text, sep if sep is not None else " ")
+        sep = _PLACEHOLDER_SEP
+        sep_name = _SEP_NAMES[shown]
+        head = _first_lines(text, 6)
+        if not head:
+            raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
 
     # header and column layout
     first_no, first_line, first_end = head[0]
@@ -273,8 +379,8 @@ def load_ratings_file(
             )
             raise DataError(
                 f"{label} line {first_no}: {n_fields} column{'s' if n_fields != 1 else ''}, "
-                f"expected {expected} separated by {_SEP_NAMES[sep]}"
-                + ("; pass implicit=True for (user, item) pairs" if n_fields == 2 else "")
+                f"expected {expected} separated by {sep_name}"
+                + ("; for (user, item) pairs without ratings use --implicit (implicit: true in a sweep spec)" if n_fields == 2 else "")
             )
         layout = _Layout(n_fields, {r: k for k, r in enumerate(_ROLES[:n_fields])}, strict=True)
     if implicit:
@@ -282,10 +388,10 @@ def load_ratings_file(
     header_lineno = first_no if is_header else 0
     body = text[first_end:] if is_header else text
     if not body.strip():
-        raise DataError(f"{label}: no ratings after the header line")
+        raise DataError(f"{label}: no ratings after the header line; give a file with one rating a line")
 
     def fail() -> DataError:
-        return _diagnose(text, label, sep, layout, header_lineno, implicit, scale)
+        return _diagnose(text, label, sep, layout, header_lineno, implicit, scale, sep_name)
 
     # fast path: numpy's C parser; the slow line-by-line pass runs only to explain a failure
     load_sep = sep
@@ -330,12 +436,12 @@ def load_ratings_file(
 
     n = len(cols["user"])
     if n == 0:
-        raise DataError(f"{label}: empty file (no ratings)")
+        raise DataError(f"{label}: empty file (no ratings); give a file with one rating a line")
     ratings = None
     step: float | None = None
     if not implicit:
         ratings = cols["rating"].astype(np.float64)
-        if not np.all(np.isfinite(ratings)) or np.any(ratings == 0):
+        if not np.all(np.isfinite(ratings)) or np.any(ratings == 0) or np.any(np.abs(ratings) > MAX_RATING):
             raise fail()
         if scale is not None and (ratings.min() < scale[0] or ratings.max() > scale[1]):
             raise fail()

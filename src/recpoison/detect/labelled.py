@@ -151,18 +151,28 @@ def write_flagged(path: Path, data: Interactions, mask: np.ndarray) -> None:
             w.writerow([uid])
 
 
-def write_profiles(path: Path, parts: list[Interactions], first_id: int) -> int:
-    """Write injected profiles as a ``user,item,rating`` CSV (raw item ids; fake users numbered
-    from ``first_id``, so they never collide with the real users). Returns the number of users."""
+def write_profiles(path: Path, parts: list[Interactions], real_ids: np.ndarray) -> tuple[int, Any]:
+    """Write injected profiles as a ``user,item,rating`` CSV (raw item ids). Fake users are numbered
+    after the largest real id when ids are integers, else named ``fake-0``, ``fake-1`` ... (with a
+    longer prefix while that collides with a real id). Returns (number of users, the first id)."""
+    if real_ids.dtype.kind in "iu":
+        first_id: Any = int(real_ids.max()) + 1 if len(real_ids) else 1
+        name = lambda j: first_id + j  # noqa: E731
+    else:
+        taken = {str(x) for x in real_ids.tolist()}
+        prefix = "fake-"
+        while any(f"{prefix}{j}" in taken for j in range(sum(p.n_users for p in parts))):
+            prefix = "_" + prefix
+        first_id = f"{prefix}0"
+        name = lambda j: f"{prefix}{j}"  # noqa: E731
     n = 0
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["user", "item", "rating"])
         for part in parts:
             m = part.matrix.tocoo()
-            rows = m.row + first_id + n
             vals = m.data.astype(np.float64)
-            for u, i, r in zip(rows.tolist(), part.item_ids[m.col].tolist(), vals.tolist()):
-                w.writerow([u, i, f"{r:g}"])
+            for row, i, r in zip((m.row + n).tolist(), part.item_ids[m.col].tolist(), vals.tolist()):
+                w.writerow([name(row), i, f"{r:g}"])
             n += part.n_users
-    return n
+    return n, first_id

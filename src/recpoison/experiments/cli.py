@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..text import escape, excerpt, one_line
 from .spec import SweepSpec, load_spec, parse_spec
 
 #: examples/ of a source checkout (``pip install -e .``); absent from an installed wheel.
@@ -20,21 +21,51 @@ def _fmt(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def print_cells(spec: SweepSpec, run_dir: Path, console: Console) -> None:
-    """The ``--dry-run`` listing: one row per cell, with its status in ``run_dir`` if any."""
-    from .store import DB_NAME, Store
+#: cells listed by ``--dry-run`` without ``--list-all``
+SHOWN_CELLS = 20
+
+
+def print_cells(spec: SweepSpec, run_dir: Path, console: Console, list_all: bool = False, shown: int = SHOWN_CELLS) -> None:
+    """The ``--dry-run`` listing: the number of values per axis and the first ``shown`` cells (every
+    cell with ``list_all``), each with its status in ``run_dir`` if any. Printed as plain text
+    (``markup=False``), so user text is never read as Rich markup."""
+    from .store import DB_NAME, Store, check_store_file
 
     done: set[str] = set()
-    if (run_dir / DB_NAME).exists():
+    if check_store_file(run_dir / DB_NAME):
         with Store(run_dir, readonly=True) as st:
             done = st.done_keys()
     varying = [n for n, v in spec.axes.items() if len(v) > 1]
-    shown = list(dict.fromkeys(["dataset", "victim", "attack", "attack_size", "seed", "k"] + varying))
+    cols = list(dict.fromkeys(["dataset", "victim", "attack", "attack_size", "seed", "k"] + varying))
     n_done = len(done & {c.key for c in spec.cells})
-    console.print(f"{spec.name}: {len(spec.cells)} cells, {n_done} already done in {run_dir}", highlight=False, soft_wrap=True)
-    for i, c in enumerate(spec.cells, 1):
-        desc = " ".join(f"{n}={_fmt(c.params[n])}" for n in shown)
-        console.print(f"{i:>5}  {c.key}  {'done  ' if c.key in done else 'to run'}  {desc}", highlight=False, soft_wrap=True, markup=False)
+    plain = dict(highlight=False, soft_wrap=True, markup=False)
+    console.print(f"{excerpt(spec.name)}: {len(spec.cells):,} cells, {n_done:,} already done in {excerpt(run_dir, 120)}", **plain)
+    per_axis = ", ".join(f"{n} {len(v)}" for n, v in spec.axes.items())
+    console.print(f"values per axis: {per_axis}", **plain)
+    limit = len(spec.cells) if list_all else min(shown, len(spec.cells))
+    for i, c in enumerate(spec.cells[:limit], 1):
+        desc = " ".join(f"{n}={excerpt(_fmt(c.params[n]), 40)}" for n in cols)
+        console.print(f"{i:>5}  {c.key}  {'done  ' if c.key in done else 'to run'}  {desc}", **plain)
+    if limit < len(spec.cells):
+        console.print(f"... and {len(spec.cells) - limit:,} more cells (--list-all lists every cell)", **plain)
+
+
+def _install_sigterm():
+    """SIGTERM stops a sweep like Ctrl-C (workers stopped, finished cells kept); returns the
+    previous handler (``None`` when it cannot be installed, e.g. outside the main thread)."""
+    import signal
+
+    def on_term(signum, frame):  # noqa: ARG001
+        raise SweepInterrupted("SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):  # not the main thread
+        return None
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGTERM."""
 
 
 def sweep(
@@ -47,27 +78,61 @@ def sweep(
     quiet: bool = False,
     out: Console | None = None,
     err: Console | None = None,
+    *,
+    force: bool = False,
+    list_all: bool = False,
 ) -> int:
-    """Validate ``spec_path``, then run it (or list its cells); returns the exit status."""
+    """Validate ``spec_path`` and its data, then run it (or summarise its cells); returns the exit
+    status: 0 all cells done, 1 some failed, 130 / 143 interrupted by Ctrl-C / SIGTERM."""
+    import signal
+
+    from ..cli import print_error
     from .executors import make_executor
     from .runner import run_sweep
+    from .spec import check_data
+    from .store import DB_NAME, Store, check_store_file, prepare_run_dir
 
     out = out or Console()
     err = err or Console(stderr=True)
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, force=force)
     run_dir = Path(run_dir) if run_dir else Path("runs") / spec.name
+    if run_dir.exists() and not run_dir.is_dir():
+        prepare_run_dir(run_dir)  # raises the one-line error
+    check_store_file(run_dir / DB_NAME)  # a foreign or corrupt store: refused before any work
+    ex = None if dry_run else make_executor(executor, workers, address)
+    check_data(spec)
     if dry_run:
-        print_cells(spec, run_dir, out)
+        print_cells(spec, run_dir, out, list_all=list_all)
         return 0
-    ex = make_executor(executor, workers, address)
-    summary = run_sweep(spec, run_dir, ex, progress=not quiet, console=err)
+    previous = _install_sigterm()
+    try:
+        summary = run_sweep(spec, run_dir, ex, progress=not quiet, console=err, force=force)
+    except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the message
+        kept = 0
+        try:
+            if check_store_file(run_dir / DB_NAME):
+                with Store(run_dir, readonly=True) as st:
+                    kept = len(st.done_keys() & {c.key for c in spec.cells})
+        except Exception:  # noqa: BLE001 - only for the message
+            pass
+        what = "SIGTERM" if isinstance(exc, SweepInterrupted) else "Ctrl-C"
+        print_error(
+            f"interrupted by {what}: the sweep and its workers stopped; {kept} of {len(spec.cells)} cells are finished and kept in "
+            f"{excerpt(run_dir, 120)}; run the same command again to resume", err,
+        )
+        return 143 if isinstance(exc, SweepInterrupted) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     out.print(
         f"{summary.total} cells: {summary.done} run now, {summary.skipped} already done, {len(summary.failed)} failed "
-        f"({summary.seconds:.1f} s, {ex.name}); results in {run_dir}/results.sqlite — `recpoison report {run_dir}` for tables",
-        highlight=False, soft_wrap=True,
+        f"({summary.seconds:.1f} s, {ex.name}); results in {excerpt(run_dir, 120)}/results.sqlite — "
+        f"`recpoison report {excerpt(run_dir, 120)}` for tables",
+        highlight=False, soft_wrap=True, markup=False,
     )
     for key, label, error in summary.failed:
-        err.print(f"[red]failed[/] {key} {label}: {error}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed[/] {key} {escape(label)}: {escape(one_line(error), None)}", highlight=False, soft_wrap=True)
     return 1 if summary.failed else 0
 
 
@@ -77,14 +142,14 @@ def report(run_dir: Path, out_dir: Path | None = None, out: Console | None = Non
     out = out or Console()
     rep = make_report(run_dir, out_dir)
     for t in rep["tables"]:
-        rt = Table(title=f"{t.title}: {t.metric}", title_justify="left")
+        rt = Table(title=escape(f"{t.title}: {t.metric}", 200), title_justify="left")
         rt.add_column("attack")
         for s in t.cols:
             rt.add_column(f"{s * 100:g}%", justify="right")
         for r in t.rows:
-            rt.add_row(r, *[t.text(r, s) for s in t.cols])
+            rt.add_row(escape(r, 80), *[t.text(r, s) for s in t.cols])
         out.print(rt)
-    out.print(f"mean ± std over targets and seeds; written: {', '.join(str(p) for p in rep['files'])}", highlight=False, soft_wrap=True)
+    out.print(f"mean ± std over targets and seeds; written: {', '.join(excerpt(p, 200) for p in rep['files'])}", highlight=False, soft_wrap=True, markup=False)
     if rep["failed"]:
         out.print(f"{len(rep['failed'])} failed cells are listed in report.md", highlight=False)
     return 0
@@ -108,5 +173,5 @@ def results_in_order(spec: SweepSpec, run_dir: Path) -> list[dict]:
         res = {c["key"]: c["result"] for c in st.cells(status="done")}
     missing = [c.key for c in spec.cells if c.key not in res]
     if missing:
-        raise ConfigError(f"{run_dir}: {len(missing)} cells have no result")
+        raise ConfigError(f"{excerpt(run_dir, 120)}: {len(missing)} cells have no result")
     return [res[c.key] for c in spec.cells]

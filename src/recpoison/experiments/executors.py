@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
+from ..text import short
 
 Outcome = dict
 Task = list  # list of (key, params) pairs
@@ -64,8 +65,10 @@ def plan_tasks(cells: Sequence, slots: int) -> list[Task]:
 
 
 def _error_text(exc: BaseException) -> str:
+    from ..text import one_line
+
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return one_line(f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__)
 
 
 def run_task(task: Task, emit: Callable[[Outcome], None] | None = None) -> list[Outcome]:
@@ -105,16 +108,77 @@ class InlineExecutor:
 
 # ---------------------------------------------------------------------------------- processes
 _QUEUE = None
+#: seconds between a worker's checks that its parent is still alive
+PARENT_CHECK_S = 1.0
 
 
-def _worker_init(q, threads: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end when ``parent_pid`` ends, however it ends (even SIGKILL).
+
+    On Linux the kernel delivers SIGKILL to this process when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also checks every
+    :data:`PARENT_CHECK_S` seconds that the parent is still this process's parent and exits at
+    once otherwise (covering a parent that died before the prctl call, and other systems).
+    """
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the prctl call
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="recpoison-parent-watch", daemon=True).start()
+
+
+def _worker_init(q, threads: int, parent_pid: int | None = None) -> None:
     global _QUEUE
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     _QUEUE = q
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def stop_pool(pool) -> None:
+    """Stop a ProcessPoolExecutor now: kill its workers (their cells in flight are lost; finished
+    cells are already stored), cancel queued tasks and reap the processes."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        try:
+            p.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # noqa: BLE001 - best effort while interrupted
+        pass
+    for p in procs:
+        try:
+            p.join(timeout=5)
+        except (OSError, ValueError, AssertionError):
+            pass
 
 
 def _worker_task(task: Task) -> list[Outcome]:
@@ -146,7 +210,8 @@ class ProcessExecutor:
                 on_outcome(o)
 
         pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, max(1, len(tasks))), mp_context=ctx, initializer=_worker_init, initargs=(q, self.threads)
+            max_workers=min(self.workers, max(1, len(tasks))), mp_context=ctx, initializer=_worker_init,
+            initargs=(q, self.threads, os.getpid()),
         )
         try:
             pending = {pool.submit(_worker_task, t): t for t in tasks}
@@ -166,8 +231,10 @@ class ProcessExecutor:
                         for key, _ in task:
                             deliver({"key": key, "status": "failed", "started": now_iso(), "finished": now_iso(),
                                      "result": None, "error": f"worker process failed: {_error_text(exc)}"})
-        except BaseException:  # Ctrl-C or a store error: do not wait for the queued tasks
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # Ctrl-C, SIGTERM or a store error: stop the workers now, keep what is stored
+            stop_pool(pool)
+            q.close()
+            q.cancel_join_thread()
             raise
         pool.shutdown(wait=True)
         while True:  # drain what arrived after the last future completed
@@ -189,7 +256,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("the Ray executor needs Ray: pip install 'recpoison[ray]' (or pip install 'ray[default]')") from None
+        raise ConfigError("the Ray executor needs Ray, which is not installed: pip install 'recpoison[ray]' (or pip install 'ray[default]'), or use --executor processes") from None
     return ray
 
 
@@ -213,7 +280,7 @@ class RayExecutor:
             try:
                 self.ray.init(**kw)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"cannot connect to Ray at {address!r}: {_error_text(exc)}; start one with `ray start --head` or use --address local") from None
+                raise ConfigError(f"cannot connect to Ray at {short(address)}: {_error_text(exc)}; start one with `ray start --head` or use --address local") from None
         self.slots = slots or max(1, int(self.ray.cluster_resources().get("CPU", 1)))
 
     def run(self, tasks: list[Task], on_outcome: Callable[[Outcome], None]) -> None:
@@ -237,12 +304,16 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None):
     """``auto`` = inline for one worker, processes for more; ``inline`` | ``processes`` | ``ray``."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
+    if workers > 100_000:
+        raise ConfigError(f"--workers {workers} is absurd; use the number of cores (or Ray task slots) you have")
     if kind == "auto":
         kind = "inline" if workers == 1 else "processes"
     if kind == "inline":
         return InlineExecutor()
     if kind == "processes":
+        if workers > 8 * n_cores():
+            raise ConfigError(f"--workers {workers} is more than 8 processes per core ({n_cores()} cores here); use at most {8 * n_cores()}")
         return ProcessExecutor(workers)
     if kind == "ray":
         return RayExecutor(address or "auto", slots=workers if workers > 1 else None)
-    raise ConfigError(f"--executor {kind!r}: use auto, inline, processes or ray")
+    raise ConfigError(f"--executor {short(kind)}: use auto, inline, processes or ray")

@@ -93,9 +93,9 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
     if not cells:
         return []
     params = [c["params"] for c in cells]
-    names = list(params[0])
+    names = list(dict.fromkeys(n for p in params for n in p))  # cells of older versions may lack newer fields
     fixed_out = set(ROW_AXES) | {COL_AXIS} | set(POOLED)
-    varying = [n for n in names if n not in fixed_out and len({json.dumps(p[n], sort_keys=True) for p in params}) > 1]
+    varying = [n for n in names if n not in fixed_out and len({json.dumps(p.get(n), sort_keys=True) for p in params}) > 1]
     detection = sorted({n for m in metrics.values() for n in m if n.endswith(("fpr", "fnr"))})
     with_det = any("hr_after_detection" in m for m in metrics.values())
     metric_names = (["hr_after", "hr_after_detection", "accuracy_after.hr", "accuracy_after_detection.hr"] if with_det
@@ -106,7 +106,7 @@ def build_tables(store: Store, run_dir: Path) -> list[Table]:
     for c in cells:
         p = c["params"]
         head = f"{p['victim']} on {p['dataset']}, K={p['k']}"
-        extra = ", ".join(f"{n}={json.dumps(p[n], sort_keys=True) if isinstance(p[n], dict) else p[n]}" for n in varying if n not in ("victim", "dataset", "k"))
+        extra = ", ".join(f"{n}={json.dumps(p.get(n), sort_keys=True) if isinstance(p.get(n), dict) else p.get(n)}" for n in varying if n not in ("victim", "dataset", "k"))
         groups.setdefault(head + (f", {extra}" if extra else ""), []).append(c)
 
     tables = []
@@ -194,7 +194,10 @@ def _plot_detection(tables: list[Table], path: Path) -> None:
 
 def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Write the report files; returns ``{tables, files, failed}`` (``failed``: failed cells)."""
+    import os
+
     from ..errors import ConfigError
+    from ..text import excerpt
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
@@ -202,8 +205,15 @@ def make_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[
         tables = build_tables(store, run_dir)
         failed = [(c["params"], c["error"]) for c in store.cells(status="failed")]
     if not tables:
-        raise ConfigError(f"{run_dir}: no finished cells to report yet; run `recpoison sweep SPEC --run-dir {run_dir}` first")
-    out.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"{excerpt(run_dir, 120)}: no finished cells to report yet; run `recpoison sweep SPEC --run-dir {excerpt(run_dir, 120)}` first")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {excerpt(out, 120)} is a file, not a folder; give a folder for the report files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the report folder {excerpt(out, 120)} ({exc.strerror or exc}); give another --out") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"the report folder {excerpt(out, 120)} is not writable; give another --out")
     files: list[Path] = []
 
     md = ["# Sweep report", "", f"Run folder: `{run_dir}`", ""]

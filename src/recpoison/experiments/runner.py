@@ -6,6 +6,10 @@ the cells whose key is already stored with status 'done' (resume), plans the res
 transaction as it arrives, with a Rich progress bar (done / failed / time left) on stderr. A failing
 cell is recorded as 'failed' with its error and the sweep goes on; failed cells are retried by the
 next run of the same command.
+
+Guards (docs/experiments.md, "Run folders"): the folder is locked for the whole run
+(:func:`.store.lock_run_dir`: a second sweep into it is refused), and a folder that holds another
+spec's run is refused, naming the first difference, unless ``force``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .spec import SweepSpec
-from .store import Store, code_version
+from ..errors import RunDirError
+from ..text import excerpt
+from .spec import SweepSpec, canonical_json
+from .store import DB_NAME, Store, check_store_file, code_version, lock_run_dir, prepare_run_dir
 
 
 @dataclass
@@ -33,6 +39,54 @@ class SweepSummary:
         return not self.failed
 
 
+def _first_difference(a: Any, b: Any, place: str = "") -> str | None:
+    """Where two plain documents first differ, as ``place: X there, Y here`` (``None``: equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            where = f"{place}.{k}" if place else str(k)
+            if k not in b:
+                return f"{where}: {excerpt(canonical_json(a[k]))} there, absent from this spec"
+            if k not in a:
+                return f"{where}: absent there, {excerpt(canonical_json(b[k]))} in this spec"
+            d = _first_difference(a[k], b[k], where)
+            if d:
+                return d
+        return None
+    if canonical_json(a) != canonical_json(b):
+        return f"{place or 'the spec'}: {excerpt(canonical_json(a))} there, {excerpt(canonical_json(b))} in this spec"
+    return None
+
+
+def check_same_spec(spec: SweepSpec, run_dir: Path) -> None:
+    """Refuse a run folder that holds another spec's run (its ``spec.yaml`` differs, or its store
+    has finished cells that are not cells of ``spec``), naming the folder and the difference."""
+    import yaml
+
+    from ..yamlio import load_yaml
+
+    label = excerpt(run_dir, 120)
+    hint = "use another --run-dir, or --force to add this spec's cells to that folder"
+    f = run_dir / "spec.yaml"
+    if f.is_file() and spec.raw:
+        try:
+            there = load_yaml(f.read_text(encoding="utf-8"), source=str(f))
+        except Exception:  # noqa: BLE001 - unreadable: cannot tell, so refuse
+            raise RunDirError(f"{label} holds a spec.yaml that cannot be read, so it may be another run; {hint}") from None
+        here = yaml.safe_load(yaml.safe_dump(spec.raw, sort_keys=False))
+        try:
+            diff = _first_difference(there, here)
+        except (TypeError, ValueError):
+            diff = "spec.yaml"
+        if diff:
+            raise RunDirError(f"{label} holds a run of a different spec ({diff}); {hint}")
+        return
+    if check_store_file(run_dir / DB_NAME):
+        with Store(run_dir, readonly=True) as st:
+            extra = st.done_keys() - {c.key for c in spec.cells}
+        if extra:
+            raise RunDirError(f"{label} holds {len(extra)} finished cells that are not cells of this spec; {hint}")
+
+
 def run_sweep(
     spec: SweepSpec,
     run_dir: str | Path,
@@ -40,18 +94,33 @@ def run_sweep(
     *,
     progress: bool = True,
     console: Any = None,
+    force: bool = False,
 ) -> SweepSummary:
-    """Run the cells of ``spec`` not yet done in ``run_dir``; returns counts and the failures."""
-    from .executors import InlineExecutor, plan_tasks
+    """Run the cells of ``spec`` not yet done in ``run_dir``; returns counts and the failures.
+
+    The folder is locked while the sweep runs; a folder holding a different spec's run is refused
+    unless ``force`` (see :func:`check_same_spec`).
+    """
+    from .executors import InlineExecutor
 
     executor = executor or InlineExecutor()
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
+    prepare_run_dir(run_dir)
+    with lock_run_dir(run_dir):
+        if not force:
+            check_same_spec(spec, run_dir)
+        return _run_locked(spec, run_dir, executor, progress, console, t0)
+
+
+def _run_locked(spec: SweepSpec, run_dir: Path, executor: Any, progress: bool, console: Any, t0: float) -> SweepSummary:
+    from .executors import plan_tasks
+
     with Store(run_dir) as store:
         if spec.raw:  # the spec as run (overrides applied; metrics.k folded into axes.k), for the report
             import yaml
 
-            (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+            (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False), encoding="utf-8")
         done = store.done_keys()
         todo = [c for c in spec.cells if c.key not in done]
         summary = SweepSummary(run_dir=run_dir, total=len(spec.cells), skipped=len(spec.cells) - len(todo))
@@ -74,7 +143,9 @@ def run_sweep(
                 console=console or Console(stderr=True),
             )
             bar.start()
-            task_id = bar.add_task(f"{spec.name} ({executor.name})", total=len(todo), ok=0, bad=0)
+            from ..text import escape
+
+            task_id = bar.add_task(f"{escape(spec.name, 40)} ({executor.name})", total=len(todo), ok=0, bad=0)
 
         def on_outcome(o: dict) -> None:
             cell = by_key[o["key"]]

@@ -48,11 +48,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, RecPoisonError
+from ..text import excerpt, short
 
 TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector")
 PARAM_AXES = ("victim_params", "attack_params", "detector_params")
 #: the component axes that have a parameter axis and a per_<kind> section
 KINDS = ("victim", "attack", "detector")
+#: Largest grid a spec may define unless forced (``recpoison sweep --force``): building and checking
+#: each cell costs about 0.1 ms and a store row, and no study needs more cells than this.
+MAX_CELLS = 100_000
+#: CellSpec fields added after stores existed: left out of the cell key while they hold this
+#: default, so the cells of older run folders keep their keys (and resume).
+KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}}
 
 
 def _cellspec():
@@ -72,8 +79,10 @@ def canonical_json(obj: Any) -> str:
 
 
 def cell_key(params: Mapping[str, Any]) -> str:
-    """Stable key of a cell: the first 16 hex digits of the SHA-256 of its canonical JSON."""
-    return hashlib.sha256(canonical_json(dict(params)).encode()).hexdigest()[:16]
+    """Stable key of a cell: the first 16 hex digits of the SHA-256 of its canonical JSON
+    (fields of :data:`KEY_OMITTED_DEFAULTS` left out while they hold their default)."""
+    p = {k: v for k, v in params.items() if not (k in KEY_OMITTED_DEFAULTS and v == KEY_OMITTED_DEFAULTS[k] and type(v) is type(KEY_OMITTED_DEFAULTS[k]))}
+    return hashlib.sha256(canonical_json(p).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -158,17 +167,17 @@ def _check_dataset(value: Any, place: str) -> None:
     if value in datasets.DATASETS:
         return
     if datasets.looks_like_path(str(value)):
-        if not Path(str(value)).exists():
-            _fail(place, f"ratings file {value!r} does not exist")
+        if not Path(str(value)).is_file():
+            _fail(place, f"ratings file {short(value)} does not exist or is not a file")
         return
-    _fail(place, f"unknown dataset {value!r}; valid names: {', '.join(datasets.DATASETS.names())} (or a ratings file)")
+    _fail(place, f"unknown dataset {short(value)}; valid names: {', '.join(datasets.DATASETS.names())} (or a ratings file)")
 
 
 def _check_field(name: str, value: Any, place: str, hints: dict) -> None:
     """Validate one axis value by itself: its type, then CellSpec's own checks on it."""
     ok, expected = _type_ok(hints[name], value)
     if not ok:
-        _fail(place, f"{name}={value!r} must be {expected}")
+        _fail(place, f"{name}={short(value)} must be {expected}")
     if name == "dataset":
         _check_dataset(value, place)
         return
@@ -179,7 +188,7 @@ def _check_field(name: str, value: Any, place: str, hints: dict) -> None:
     except RecPoisonError as exc:
         _fail(place, str(exc))
     except (TypeError, ValueError) as exc:
-        _fail(place, f"{name}={value!r}: {exc}")
+        _fail(place, f"{name}={short(value)}: {exc}")
 
 
 def _check_params(kind: str, names: list[str], params: dict, place: str) -> None:
@@ -192,21 +201,22 @@ def _check_params(kind: str, names: list[str], params: dict, place: str) -> None
             registry.make(name, **params)
         except RecPoisonError as exc:
             msg = str(exc)
-            _fail(place, msg if msg.startswith(f"{name}:") else f"{kind} {name!r}: {msg}")
+            _fail(place, msg if msg.startswith(f"{name}:") else f"{kind} {short(name)}: {msg}")
         except (TypeError, ValueError) as exc:
-            _fail(place, f"{kind} {name!r}: {exc}")
+            _fail(place, f"{kind} {short(name)}: {exc}")
 
 
-def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | None = None) -> SweepSpec:
+def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | None = None, force: bool = False) -> SweepSpec:
     """Validate a parsed YAML document (a dict) into a :class:`SweepSpec`.
 
     ``overrides`` replace whole axes (``{"seed": [1]}``) after the file is read, before validation.
+    A grid of more than :data:`MAX_CELLS` cells is refused (before any cell is built) unless ``force``.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the spec must be a mapping with an 'axes' section, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
-        _fail(f"{source}: {unknown[0]}", f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}")
+        _fail(f"{source}: {excerpt(unknown[0])}", f"unknown top-level key; allowed: {', '.join(TOP_KEYS)}")
     CellSpec = _cellspec()
     names = axis_names()
     hints = typing.get_type_hints(CellSpec)
@@ -219,7 +229,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         _fail(f"{source}: metrics", "must be a mapping such as {k: [10, 20]}")
     bad = sorted(set(metrics) - {"k"})
     if bad:
-        _fail(f"{source}: metrics.{bad[0]}", "unknown metric option; allowed: k (HR@K and accuracy@K are always reported)")
+        _fail(f"{source}: metrics.{excerpt(bad[0])}", "unknown metric option; allowed: k (HR@K and accuracy@K are always reported)")
     if "k" in metrics:
         if "k" in axes_raw:
             _fail(f"{source}: metrics.k", "k is given both under axes and metrics; keep one")
@@ -230,7 +240,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
 
     axes: dict[str, list] = {}
     for name, value in axes_raw.items():
-        where = "metrics.k" if name == "k" and "k" in metrics else f"axes.{name}"
+        where = "metrics.k" if name == "k" and "k" in metrics else f"axes.{excerpt(name)}"
         place = f"{source}: {where}"
         if name not in names:
             _fail(place, f"unknown axis; valid axes: {', '.join(names)}")
@@ -239,10 +249,26 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
             _fail(place, "empty list; give at least one value or remove the axis to use the default")
         for i, v in enumerate(values):
             _check_field(name, v, f"{place}[{i}]" if isinstance(value, list) else place, hints)
+        for i, v in enumerate(values):
+            where_v = f"{place}[{i}]" if isinstance(value, list) else place
+            try:
+                canonical_json(v)
+            except ValueError:
+                _fail(where_v, f"{short(v)} holds a number that is not finite (nan or inf); give finite values")
+            except TypeError:
+                _fail(where_v, f"{short(v)} holds a value that is not a number, string, boolean, list or mapping "
+                               "(e.g. a date); write it as a number or a quoted string")
         if len({canonical_json(v) for v in values}) != len(values):
             _fail(place, "a value is listed twice")
         axes[name] = values
     full_axes = {n: axes.get(n, [defaults[n]]) for n in names}
+    n_cells = 1
+    for n in names:
+        n_cells *= len(full_axes[n])
+    if n_cells > MAX_CELLS and not force:
+        sizes = " x ".join(f"{n} {len(v)}" for n, v in full_axes.items() if len(v) > 1)
+        _fail(f"{source}: axes", f"the grid has {n_cells:,} cells ({sizes}), more than the limit of {MAX_CELLS:,}; "
+                                 "split the spec into smaller ones, or pass --force to run it anyway")
 
     per: dict[str, dict] = {}
     for section, kind in ((f"per_{kind}", kind) for kind in KINDS):
@@ -271,37 +297,72 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         try:
             CellSpec(**params)
         except RecPoisonError as exc:
-            _fail(f"{source}: cell {canonical_json({n: params[n] for n in axes})}", str(exc))
+            _fail(f"{source}: cell {excerpt(canonical_json({n: params[n] for n in axes}), 200)}", str(exc))
         key = cell_key(params)
         if key not in seen:
             seen.add(key)
             cells.append(Cell(key, params))
     name = raw.get("name", Path(source).stem if source != "<spec>" else "sweep")
-    if not isinstance(name, str) or not name or "/" in name:
-        _fail(f"{source}: name", f"{name!r} must be a non-empty string without '/'")
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        _fail(f"{source}: name", f"{short(name)} must be a non-empty string without '/' or '\\' (it names the run folder)")
     doc = {k: v for k, v in raw.items() if k != "metrics"}
     doc["axes"] = axes_raw
     return SweepSpec(name=name, source=source, axes=axes, cells=cells, raw=doc)
 
 
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of a file, with one-line errors for a missing file or bad YAML."""
-    import yaml
+    """Strict safe YAML of a file (:func:`recpoison.yamlio.load_yaml`: duplicate keys and alias
+    bombs refused), with one-line errors for a missing file, bad YAML or binary content."""
+    from ..yamlio import MAX_BYTES, load_yaml
 
     p = Path(path)
+    label = excerpt(p, 120)
     if not p.is_file():
-        raise ConfigError(f"{p}: spec file not found")
+        raise ConfigError(f"{label}: spec file not found" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p}:{where}: not valid YAML ({problem})") from None
+        if p.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{label}: {p.stat().st_size:,} bytes is too large for a spec (at most {MAX_BYTES:,}); split it")
+        text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a text file") from None
+        raise ConfigError(f"{label}: not a UTF-8 text file; save the spec as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read it ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{label}: contains NUL bytes, so it is not a YAML text file; save the spec as UTF-8")
+    return load_yaml(text, source=label)
 
 
-def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
+def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, force: bool = False) -> SweepSpec:
     """Read and validate a sweep spec file (see the module docstring for the format)."""
-    return parse_spec(read_yaml(path), source=Path(path).name, overrides=overrides)
+    return parse_spec(read_yaml(path), source=excerpt(Path(path).name, 80), overrides=overrides, force=force)
+
+
+def check_data(spec: SweepSpec) -> int:
+    """Load every data set of ``spec`` (headers, value ranges, the leave-one-out protocol) and check
+    each cell's counts against it (k, targets and fillers against the items), as ``run_cell``
+    would, so a bad file or value fails here rather than in every cell. Returns the number of data
+    sets checked; raises :class:`ConfigError` / :class:`DataError` naming the spec and the values."""
+    from ..errors import DataError
+    from ..pipeline import check_data as check_cell_data
+    from ..pipeline import load_data
+
+    loaded: dict[tuple, Any] = {}
+    checked: set[tuple] = set()
+    for cell in spec.cells:
+        p = cell.params
+        dkey = (p["dataset"], bool(p.get("implicit", False)))
+        ckey = dkey + (p["k"], p["n_targets"], p["n_filler"])
+        if ckey in checked:
+            continue
+        checked.add(ckey)
+        cs = cell.spec()
+        where = f"{spec.source}: dataset {short(p['dataset'])}" + (" (implicit)" if dkey[1] else "")
+        try:
+            if dkey not in loaded:
+                loaded[dkey] = load_data(cs)
+            check_cell_data(cs, loaded[dkey])
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}, k={p['k']}, n_targets={p['n_targets']}, n_filler={p['n_filler']}: {exc}") from None
+    return len(loaded)

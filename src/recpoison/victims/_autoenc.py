@@ -34,7 +34,7 @@ import torch
 from ..errors import ConfigError, NotFittedError
 from ..interactions import Interactions
 from ._neural import training_threads
-from .base import Recommender, resolve_device
+from .base import Recommender, check_memory, resolve_device
 
 Optimizer = Literal["adam", "adagrad", "rprop", "sgd"]
 
@@ -147,6 +147,7 @@ class TorchVictim(Recommender):
     def fit(self, data: Interactions) -> "TorchVictim":  # type: ignore[override]
         if not isinstance(data, Interactions):
             raise TypeError("fit expects an Interactions (users x items)")
+        check_memory(self, data.n_users, data.n_items)
         self.train_ = data
         self.train_prepared_ = self._prepare(data)
         self._fit(self.train_prepared_)

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..errors import ConfigError, NotFittedError
+from ..config import check_memory_need
+from ..errors import ConfigError, FitError, NotFittedError
 from ..interactions import Interactions
 from ..registry import Component, Registry
 
@@ -49,6 +50,7 @@ class Recommender(Component):
     def fit(self, data: Interactions) -> "Recommender":
         if not isinstance(data, Interactions):
             raise TypeError("fit expects an Interactions (users x items)")
+        check_memory(self, data.n_users, data.n_items)
         self.train_ = data
         self._fit(self._prepare(data))
         return self
@@ -60,6 +62,11 @@ class Recommender(Component):
         out = np.asarray(self._score(users), dtype=np.float32)
         if out.shape != (len(users), self.train_.n_items):
             raise AssertionError(f"{self.name}: score returned shape {out.shape}")
+        if not np.isfinite(out).all():
+            raise FitError(
+                f"victim {self.name}: the fit produced non-finite scores (it diverged); use smaller "
+                "learning rates or initial scales, or check the ratings for extreme values"
+            )
         return out
 
     def recommend(
@@ -95,13 +102,35 @@ class Recommender(Component):
         return out
 
     # ------------------------------------------------------------------ optional
+    def memory_bytes(self, n_users: int, n_items: int) -> int:
+        """A rough upper estimate of the memory ``fit`` needs (checked before anything is allocated).
+
+        Default: embeddings of every width-like parameter (``d``, ``factors``, ``hidden``,
+        ``layers``) for every user and item, four copies (weights, gradients, two optimiser
+        moments) of float32. Victims whose memory grows otherwise override it.
+        """
+        widths = 0
+        for name in ("d", "factors", "hidden"):
+            widths += int(getattr(self.config, name, 0) or 0)
+        layers = getattr(self.config, "layers", None)
+        if layers:
+            widths += max(int(x) for x in layers)
+        return 4 * 4 * (n_users + n_items) * widths
+
     def user_embeddings(self) -> np.ndarray:
         raise NotImplementedError(f"{self.name} exposes no user embeddings")
 
     # ------------------------------------------------------------------ for subclasses
     def _prepare(self, data: Interactions) -> Interactions:
         if self.feedback == "implicit" and not data.implicit:
-            return data.to_implicit(getattr(self.config, "threshold", None))
+            threshold = getattr(self.config, "threshold", None)
+            out = data.to_implicit(threshold)
+            if threshold is not None and data.nnz and out.nnz == 0:
+                raise ConfigError(
+                    f"victim {self.name}: threshold={threshold:g} keeps no rating (the ratings are "
+                    f"{data.rating_scale[0]:g} to {data.rating_scale[1]:g}); use a threshold within that scale"
+                )
+            return out
         return data
 
     def _fit(self, data: Interactions) -> None:  # pragma: no cover - abstract
@@ -122,6 +151,15 @@ class Recommender(Component):
         if users.size and (users.min() < 0 or users.max() >= n):
             raise ConfigError(f"user index out of range [0, {n})")
         return users
+
+
+def check_memory(model: "Recommender", n_users: int, n_items: int) -> None:
+    """Refuse a fit whose estimated memory (:meth:`Recommender.memory_bytes`) exceeds the machine's
+    physical memory, before anything is allocated, naming the parameters that drive it."""
+    params = ", ".join(
+        f"{n}={getattr(model.config, n)}" for n in ("d", "factors", "hidden", "layers") if hasattr(model.config, n)
+    )
+    check_memory_need(f"victim {model.name}", model.memory_bytes(n_users, n_items), params, n_users, n_items)
 
 
 def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:

@@ -139,6 +139,13 @@ class MF(Recommender):
         self._sweeps = self.config.sweeps if sweeps is None else int(sweeps)
         return super().fit(data)  # type: ignore[return-value]
 
+    def memory_bytes(self, n_users: int, n_items: int) -> int:
+        """The batched ALS holds a d x d Gram matrix per row (users or items) and the solver's
+        copy of it, besides the factors."""
+        c = self.config
+        size = 8 if c.dtype == "float64" else 4
+        return size * (3 * max(n_users, n_items) * c.d * c.d + 4 * (n_users + n_items) * c.d)
+
     def _fit(self, data: Interactions) -> None:
         c = self.config
         dev = resolve_device(c.device)
