@@ -318,5 +318,9 @@ def test_detector_axis_in_a_sweep_report_and_pivot(tmp_path):
     assert perfect.count("0.0000 ± 0.0000") == 2
     with pytest.raises(ConfigError, match="metric 'nope'"):
         pivot(run_dir, "detector", "attack", "nope")
+    only = pivot(run_dir, "attack", "detector", "detection.fnr", where={"detector": "perfect"}).splitlines()
+    assert only[2].split("|")[2:3] == [" perfect "] and len(only) == 6  # title, blank, header, rule, 2 rows
+    with pytest.raises(ConfigError, match="matches"):
+        pivot(run_dir, "attack", "detector", "detection.fnr", where={"detector": "pca"})
     r = runner.invoke(app, ["report", str(run_dir), "--rows", "detector"])
     assert r.exit_code == 2 and "needs all three" in r.output

@@ -383,6 +383,7 @@ def report_cmd(
     rows: Optional[str] = typer.Option(None, help="With --cols and --metric: print one pivot table (Markdown) instead, rows = this parameter (e.g. detector_params.train_attacks)."),
     cols: Optional[str] = typer.Option(None, help="Column parameter of the pivot table (e.g. attack)."),
     metric: Optional[str] = typer.Option(None, help="Metric of the pivot table (e.g. detection.fnr, hr_after_detection)."),
+    where: Optional[List[str]] = typer.Option(None, help="Pivot only the cells with this parameter value, NAME=VALUE (repeatable), e.g. victim=mf."),
 ) -> None:
     """Tables (attack x attack size, mean ± std), CSV, PNG plots and an HTML page from a run folder;
     or, with --rows/--cols/--metric, one pivot table of any metric over any two parameters."""
@@ -393,7 +394,13 @@ def report_cmd(
             raise ConfigError("a pivot table needs all three of --rows, --cols and --metric")
         from .experiments.report import pivot
 
-        sys.stdout.write(pivot(run_dir, rows, cols, metric))
+        only: dict[str, str] = {}
+        for w in where or []:
+            name, sep, value = w.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"--where {short(w)}: write it as NAME=VALUE, e.g. --where victim=mf")
+            only[name.strip()] = value.strip()
+        sys.stdout.write(pivot(run_dir, rows, cols, metric, where=only))
         return
 
     raise typer.Exit(report(run_dir, out_dir, out))

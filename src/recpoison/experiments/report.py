@@ -281,11 +281,12 @@ def _param_value(params: dict, path: str) -> Any:
     return v
 
 
-def pivot(run_dir: str | Path, rows: str, cols: str, metric: str, digits: int = 4) -> str:
+def pivot(run_dir: str | Path, rows: str, cols: str, metric: str, digits: int = 4, where: dict[str, str] | None = None) -> str:
     """A Markdown table of ``metric`` (mean ± std over the matching finished cells; over targets too for
     target HR) with one row per value of the parameter ``rows`` and one column per value of ``cols``
     (e.g. rows ``detector_params.train_attacks``, columns ``attack``, metric ``detection.fnr``: the
-    detection transfer table). Values absent from a cell's parameters show as ``-``."""
+    detection transfer table). Values absent from a cell's parameters show as ``-``. ``where``: keep
+    only the cells whose parameters have these values (``{"victim": "mf"}``; compared as text)."""
     from ..errors import ConfigError
 
     with Store(run_dir, readonly=True) as store:
@@ -299,6 +300,13 @@ def pivot(run_dir: str | Path, rows: str, cols: str, metric: str, digits: int = 
     table: dict[tuple[str, str], list[float]] = {}
     order_r: dict[str, None] = {}
     order_c: dict[str, None] = {}
+    where = where or {}
+    for name in where:
+        if all(_param_value(c["params"], name) is None for c in cells):
+            raise ConfigError(f"--where {name}=...: {name!r} is not a parameter of the cells in {run_dir}")
+    cells = [c for c in cells if all(str(_param_value(c["params"], n)) == v for n, v in where.items())]
+    if not cells:
+        raise ConfigError(f"no finished cell of {run_dir} matches {', '.join(f'{n}={v}' for n, v in where.items())}")
     for c in cells:
         p = c["params"]
         r, k = _param_value(p, rows), _param_value(p, cols)
@@ -309,7 +317,8 @@ def pivot(run_dir: str | Path, rows: str, cols: str, metric: str, digits: int = 
     if len(order_r) == 1 and "-" in order_r or len(order_c) == 1 and "-" in order_c:
         raise ConfigError(f"{rows!r} or {cols!r} is not a parameter of the cells in {run_dir}; use names such as attack, attack_size, detector, detector_params.train_attacks")
     t = Table(title=str(run_dir), metric=metric, rows=_ordered(run_dir, rows, order_r), cols=_ordered(run_dir, cols, order_c), cells=table)
-    lines = [f"{metric}: rows {rows}, columns {cols}; mean ± std over cells{' and targets' if metric.startswith('hr_after') else ''}", ""]
+    only = f" ({', '.join(f'{n}={v}' for n, v in where.items())})" if where else ""
+    lines = [f"{metric}{only}: rows {rows}, columns {cols}; mean ± std over cells{' and targets' if metric.startswith('hr_after') else ''}", ""]
     lines.append(f"| {rows} \\ {cols} | " + " | ".join(t.cols) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in t.cols) + " |")
     for r in t.rows:
