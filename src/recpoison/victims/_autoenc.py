@@ -33,6 +33,7 @@ import torch
 
 from ..errors import ConfigError, NotFittedError
 from ..interactions import Interactions
+from . import _optim
 from ._neural import training_threads
 from .base import Recommender, resolve_device
 
@@ -55,20 +56,21 @@ def csr_to_torch(m: sp.csr_matrix, device: torch.device, dtype: torch.dtype = to
         )
 
 
-def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """The optimiser named ``kind`` over ``params`` with step size ``lr``.
+def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> _optim.Optimizer:
+    """The optimiser named ``kind`` over ``params`` with step size ``lr`` (from :mod:`._optim`:
+    the arithmetic of ``torch.optim``'s, without its 2 s import of ``torch._dynamo``).
 
     ``adagrad`` adds 1 to the root of the squared-gradient accumulator (``eps=1``), as the released
     CDAE code does with ``--beta=1``; ``rprop`` uses ``lr`` as the initial step size.
     """
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return _optim.Adam(params, lr=lr)
     if kind == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, eps=1.0)
+        return _optim.Adagrad(params, lr=lr, eps=1.0)
     if kind == "rprop":
-        return torch.optim.Rprop(params, lr=lr)
+        return _optim.Rprop(params, lr=lr)
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        return _optim.SGD(params, lr=lr)
     raise ConfigError(f"optimizer={kind!r} is not allowed; use adam, adagrad, rprop or sgd")
 
 
