@@ -89,3 +89,28 @@ def test_lightgcn_hand_written_bpr_gradient_equals_autograd(reg):
     loss.backward()
     np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-5)
     np.testing.assert_allclose(cap.grad.numpy(), E0.grad.numpy(), atol=1e-7, rtol=1e-4)
+
+
+def test_gmf_hand_written_bce_gradient_equals_autograd():
+    data = planted_blocks(seed=4)
+    model = make("gmf", d=8, epochs=1, seed=0).fit(data)
+    rng = np.random.default_rng(1)
+    u = torch.from_numpy(rng.integers(0, data.n_users, 128))
+    items = torch.from_numpy(rng.integers(0, data.n_items, (128, 1)))
+    y = torch.from_numpy(rng.integers(0, 2, (128, 1)).astype(np.float32))
+    params = dict(model.module_.named_parameters())
+
+    class Capture:
+        def step(self):
+            self.grads = {k: p.grad.clone() for k, p in params.items()}
+
+    cap = Capture()
+    loss_fast = model._train_step(u, items, y, cap)
+    for p in params.values():
+        p.grad = None
+    logits, _ = model._pair_logits(u, items)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+    loss.backward()
+    np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-6)
+    for k, p in params.items():
+        np.testing.assert_allclose(cap.grads[k].numpy(), p.grad.numpy(), atol=1e-8, rtol=1e-4, err_msg=k)
