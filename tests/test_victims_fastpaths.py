@@ -114,3 +114,27 @@ def test_gmf_hand_written_bce_gradient_equals_autograd():
     np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-6)
     for k, p in params.items():
         np.testing.assert_allclose(cap.grads[k].numpy(), p.grad.numpy(), atol=1e-8, rtol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("order", ["csr", "shuffled"])
+def test_observed_dot_value_and_gradient_equal_the_dense_reference(order):
+    from recpoison.victims._autoenc import observed_dot
+
+    g = torch.Generator().manual_seed(3)
+    A0, B0 = torch.randn(30, 7, generator=g), torch.randn(20, 7, generator=g)
+    mask = torch.rand(30, 20, generator=g) < 0.3
+    mask[5] = False  # an empty row
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: csr order
+    if order == "shuffled":
+        perm = torch.randperm(rows.numel(), generator=g)
+        rows, cols = rows[perm], cols[perm]
+    w = torch.randn(rows.numel(), generator=g)
+    A, B = A0.clone().requires_grad_(True), B0.clone().requires_grad_(True)
+    out = observed_dot(A, B, rows, cols)
+    (out * w).sum().backward()
+    A2, B2 = A0.clone().requires_grad_(True), B0.clone().requires_grad_(True)
+    ref = (A2 @ B2.T)[rows, cols]
+    (ref * w).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(A.grad.numpy(), A2.grad.numpy(), atol=1e-5)
+    np.testing.assert_allclose(B.grad.numpy(), B2.grad.numpy(), atol=1e-5)

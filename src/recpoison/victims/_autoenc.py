@@ -225,19 +225,50 @@ class _ObservedDot(torch.autograd.Function):
         return gA, gB, None, None, None
 
 
-#: below this many cells (A rows x B rows) :func:`observed_dot` forms the dense product (faster)
-DENSE_LIMIT = 30_000_000
+class _ObservedDotCSR(torch.autograd.Function):
+    """``out[n] = A[rows[n]] . B[cols[n]]`` for entries in csr order (``rows`` non-decreasing).
+
+    Forward: one sampled dense x dense product at the entries (``torch.sparse.sampled_addmm``,
+    nnz * k multiply-adds instead of the rows(A) * rows(B) * k of the dense product); backward:
+    with ``S`` the sparse matrix of the incoming gradients at the entries, ``dA = S B`` and
+    ``dB = S^T A``, two sparse x dense products.
+    """
+
+    @staticmethod
+    def forward(ctx, A, B, crow, cols):  # type: ignore[override]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            pattern = torch.sparse_csr_tensor(
+                crow, cols, torch.zeros(cols.shape[0], dtype=A.dtype, device=A.device), size=(A.shape[0], B.shape[0])
+            )
+            out = torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
+        ctx.save_for_backward(A, B, crow, cols)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        A, B, crow, cols = ctx.saved_tensors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            S = torch.sparse_csr_tensor(crow, cols, g.contiguous(), size=(A.shape[0], B.shape[0]))
+            gA = torch.sparse.mm(S, B) if ctx.needs_input_grad[0] else None
+            gB = torch.sparse.mm(S.t(), A) if ctx.needs_input_grad[1] else None
+        return gA, gB, None, None
 
 
 def observed_dot(A: torch.Tensor, B: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Row-wise dot products ``A[rows] . B[cols]`` (the model evaluated at observed entries).
 
-    For small matrices (ML-100K: 1682 x 943) the dense product ``A B^T`` followed by a gather is
-    the fastest on a CPU; above :data:`DENSE_LIMIT` cells the products are formed per entry in
-    chunks with a sparse backward, so memory stays O(nnz + (rows + cols) * k).
+    Entries in csr order (``rows`` non-decreasing, as :func:`entries` gives them, also after a
+    boolean selection) use :class:`_ObservedDotCSR`: sampled and sparse products, O(nnz * k)
+    work and O(nnz + (rows + cols) * k) memory (on ML-100K's AutoRec about 2x faster than the dense
+    product ``A B^T`` and its gather). Other orders are formed per entry in chunks with a sparse
+    backward.
     """
-    if A.shape[0] * B.shape[0] <= DENSE_LIMIT:
-        return (A @ B.T)[rows, cols]
+    if rows.numel() and bool((rows[1:] >= rows[:-1]).all()):
+        crow = torch.zeros(A.shape[0] + 1, dtype=torch.int64, device=rows.device)
+        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=A.shape[0]), 0)
+        return _ObservedDotCSR.apply(A, B, crow, cols)
     return _ObservedDot.apply(A, B, rows, cols, 16384)
 
 
