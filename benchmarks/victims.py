@@ -5,6 +5,7 @@ Usage::
     python benchmarks/victims.py [--victims wrmf,mostpop] [--repeat 1] [--k 10] [--seed 0]
                                  [--threads 1,2] [--device cpu,cuda]
     python benchmarks/victims.py --matched [--threads 1,2] [--repeat 3]
+    python benchmarks/victims.py --overhead [--victims mf] [--repeat 3]
 
 Protocol (exactly as ``recpoison.pipeline.run_cell``): each user's latest rating is held out
 (``leave_one_out`` with ``derive_rng(seed, "split")``), the model is fitted on the rest with its
@@ -31,6 +32,9 @@ d 64, 30 epochs, batch 2048, lr 5e-3, reg 1e-4; clean fit + random attack with 1
 poisoned fit + evaluation, i.e. one ``run_cell``. Prints the in-process wall time of the cell
 (data loading included), and the wall time of the same cell as a fresh ``recpoison run`` process
 (imports included).
+
+``--overhead``: the per-cell overhead of ``recpoison run`` (imports, loading, splitting, attack,
+evaluation): a fresh process's wall time minus its clean and poisoned fits, median of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -157,6 +161,29 @@ def matched(args) -> None:
     print(f"  command: OMP_NUM_THREADS={env['OMP_NUM_THREADS']} recpoison run {' '.join(cmd[2:])}")
 
 
+def overhead(args) -> None:
+    """Per-cell overhead: a fresh ``recpoison run`` process's wall time minus its two fits."""
+    exe = os.path.join(os.path.dirname(sys.executable), "recpoison")
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    for victim in [n for n in args.victims.split(",") if n] or ["mf"]:
+        cmd = [exe, "run", "--victim", victim, "--seed", str(args.seed), "--json"]
+        rows = []
+        for _ in range(max(1, args.repeat)):
+            t = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+            wall = time.perf_counter() - t
+            sec = json.loads(out)["seconds"]
+            fits = sec.get("fit_clean", 0.0) + sec.get("fit_poisoned", 0.0)
+            rows.append((wall, fits, sec))
+        wall, fits, sec = sorted(rows, key=lambda r: r[0] - r[1])[len(rows) // 2]
+        rest = ", ".join(f"{k} {v:.2f}" for k, v in sec.items() if k not in ("fit_clean", "fit_poisoned", "total"))
+        print(f"`recpoison run --victim {victim}`: process wall {wall:.2f} s, fits {fits:.2f} s, overhead "
+              f"{wall - fits:.2f} s (median of {len(rows)}; in the cell: {rest})")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True, env=env)
+    print(f"  for reference, `python -c 'import torch'` alone: {time.perf_counter() - t:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--victims", default="", help="comma-separated names (default: every registered victim)")
@@ -166,6 +193,8 @@ def main() -> None:
     ap.add_argument("--threads", default="", help="comma-separated torch thread counts, e.g. 1,2 (default: torch's)")
     ap.add_argument("--device", default="", help="cpu,cuda: fit the torch victims on each device, side by side")
     ap.add_argument("--matched", action="store_true", help="time the matched LightGCN cell instead")
+    ap.add_argument("--overhead", action="store_true",
+                    help="time a fresh `recpoison run` (default victim mf, or --victims) outside its fits")
     args = ap.parse_args()
     names = [n for n in args.victims.split(",") if n] or sorted(VICTIMS.names())
     for n in names:
@@ -173,7 +202,7 @@ def main() -> None:
     threads = [int(x) for x in args.threads.split(",") if x] or [torch.get_num_threads()]
     print(f"torch {torch.__version__}; {load_line()}")
     split = None
-    if not args.matched:
+    if not (args.matched or args.overhead):
         data = datasets.load("ml-100k")
         split = leave_one_out(data, derive_rng(args.seed, "split"))
         print(f"ML-100K {data.shape}, {data.nnz} ratings, leave-one-out (seed {args.seed}), "
@@ -183,6 +212,8 @@ def main() -> None:
         print(f"\n{n} torch thread(s):\n")
         if args.matched:
             matched(args)
+        elif args.overhead:
+            overhead(args)
         elif args.device:
             devices(args, names, split)
         else:
