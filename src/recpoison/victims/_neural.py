@@ -14,11 +14,16 @@
   - ``"bpr"`` (LightGCN, He et al. SIGIR 2020, eq. (15)): every epoch each positive ``(u, i)`` is
     paired with one sampled negative ``j`` and ``-ln sigmoid(y_ui - y_uj)`` is minimised.
 
-  The optimiser is Adam (:mod:`._optim`, the same arithmetic as ``torch.optim.Adam``). L2 regularisation comes in two forms (class attribute ``reg_form``):
+  The optimiser is Adam (:mod:`._optim`: the arithmetic of ``torch.optim.Adam``). L2
+  regularisation comes in two forms (class attribute ``reg_form``):
   ``"ego"`` adds ``reg * 0.5 * (||e_u||^2 + ||e_i||^2 [+ ||e_j||^2]) / batch`` on the *ego*
   (layer-0) embeddings of the batch, as the LightGCN reference code does (LightGCN); ``"all"``
   penalises ``reg / 2 * ||theta||^2`` over all parameters, i.e. Adam's coupled ``weight_decay``
   (GMF, NeuMF: the usual reading of an "L2 regularization coefficient" for a torch model).
+
+  Each mini-batch is one ``_train_step`` (autograd on ``_pair_logits`` by default; LightGCN and
+  GMF override it with their gradient written out). The epoch's shuffled index columns become
+  torch tensors once per epoch, and the batches are slices of them.
 
   ``finetune(data, users, steps)`` continues training from the current parameters on the
   interactions of ``users`` only (RVD, seed 004, Algorithm 1 line 12) and ``snapshot`` /

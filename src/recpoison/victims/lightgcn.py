@@ -15,8 +15,13 @@ Recommendation", SIGIR 2020, §3.1:
   L2 regularisation of the ego (layer-0) embeddings of the batch, ``reg * 0.5 * (||e_u^(0)||^2 +
   ||e_i^(0)||^2 + ||e_j^(0)||^2) / batch`` as in the paper's reference code; Adam.
 
-``A_tilde`` is a torch sparse CSR tensor; as it is symmetric, the backward pass of the propagation
-is the same sparse product (a custom autograd function), which avoids the transposed sparse product.
+``A_tilde`` is a torch sparse CSR tensor (int32 indices). As it is symmetric, the gradient of the
+propagation is the same map applied to the gradient. Training takes its steps with that gradient
+written out (``_train_step``: one propagation forward, the BPR gradient scattered at the batch's
+rows, one propagation back, ``K`` fused ``X + A @ H`` products each way, no autograd graph); the
+autograd form of the same loss (``propagate`` with a custom backward, ``_pair_logits``) is kept as
+the reference the tests compare it with. Per mini-batch the ``2K`` sparse products are most of the
+time (docs/victims.md).
 
 Defaults: seed 003 Table 4 (App. A.7), MovieLens-100K: latent dimension 64, 3 layers, learning
 rate 1e-2, L2 coefficient 1e-5, 100 epochs (the LightGCN paper's own defaults are lr 1e-3 and
