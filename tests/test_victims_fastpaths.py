@@ -138,3 +138,18 @@ def test_observed_dot_value_and_gradient_equal_the_dense_reference(order):
     np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(A.grad.numpy(), A2.grad.numpy(), atol=1e-5)
     np.testing.assert_allclose(B.grad.numpy(), B2.grad.numpy(), atol=1e-5)
+
+
+def test_mf_trains_on_one_thread_whatever_torch_is_set_to():
+    data = planted_blocks(seed=6)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = make("mf", d=8, sweeps=4, seed=0).fit(data)
+        assert torch.get_num_threads() == 2  # restored after the fit
+        torch.set_num_threads(1)
+        b = make("mf", d=8, sweeps=4, seed=0).fit(data)
+    finally:
+        torch.set_num_threads(n)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)

@@ -189,9 +189,16 @@ class MF(Recommender):
         by_user = RowBlocks(data.matrix, dt, dev)
         by_item = RowBlocks(data.matrix.T.tocsr(), dt, dev)
         X = torch.zeros(n_users, c.d, dtype=dt, device=dev)
-        for _ in range(self._sweeps):
-            X = ridge_solve(by_user, Y, c.reg)
-            Y = ridge_solve(by_item, X, c.reg)
+        # one intra-op thread: with two, the sweeps took 19 s instead of 4 s on the shared two-core
+        # machine (docs/victims.md); it also makes the factors independent of the thread count
+        n_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for _ in range(self._sweeps):
+                X = ridge_solve(by_user, Y, c.reg)
+                Y = ridge_solve(by_item, X, c.reg)
+        finally:
+            torch.set_num_threads(n_threads)
         self.user_factors_ = X.cpu().numpy()
         self.item_factors_ = Y.cpu().numpy()
 
