@@ -33,6 +33,7 @@ import torch
 
 from ..errors import ConfigError, NotFittedError
 from ..interactions import Interactions
+from . import _optim
 from ._neural import training_threads
 from .base import Recommender, check_memory, resolve_device
 
@@ -55,20 +56,21 @@ def csr_to_torch(m: sp.csr_matrix, device: torch.device, dtype: torch.dtype = to
         )
 
 
-def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """The optimiser named ``kind`` over ``params`` with step size ``lr``.
+def make_optimizer(kind: str, params: list[torch.Tensor], lr: float) -> _optim.Optimizer:
+    """The optimiser named ``kind`` over ``params`` with step size ``lr`` (from :mod:`._optim`:
+    the arithmetic of ``torch.optim``'s, without its 2 s import of ``torch._dynamo``).
 
     ``adagrad`` adds 1 to the root of the squared-gradient accumulator (``eps=1``), as the released
     CDAE code does with ``--beta=1``; ``rprop`` uses ``lr`` as the initial step size.
     """
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return _optim.Adam(params, lr=lr)
     if kind == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, eps=1.0)
+        return _optim.Adagrad(params, lr=lr, eps=1.0)
     if kind == "rprop":
-        return torch.optim.Rprop(params, lr=lr)
+        return _optim.Rprop(params, lr=lr)
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        return _optim.SGD(params, lr=lr)
     raise ConfigError(f"optimizer={kind!r} is not allowed; use adam, adagrad, rprop or sgd")
 
 
@@ -224,19 +226,50 @@ class _ObservedDot(torch.autograd.Function):
         return gA, gB, None, None, None
 
 
-#: below this many cells (A rows x B rows) :func:`observed_dot` forms the dense product (faster)
-DENSE_LIMIT = 30_000_000
+class _ObservedDotCSR(torch.autograd.Function):
+    """``out[n] = A[rows[n]] . B[cols[n]]`` for entries in csr order (``rows`` non-decreasing).
+
+    Forward: one sampled dense x dense product at the entries (``torch.sparse.sampled_addmm``,
+    nnz * k multiply-adds instead of the rows(A) * rows(B) * k of the dense product); backward:
+    with ``S`` the sparse matrix of the incoming gradients at the entries, ``dA = S B`` and
+    ``dB = S^T A``, two sparse x dense products.
+    """
+
+    @staticmethod
+    def forward(ctx, A, B, crow, cols):  # type: ignore[override]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            pattern = torch.sparse_csr_tensor(
+                crow, cols, torch.zeros(cols.shape[0], dtype=A.dtype, device=A.device), size=(A.shape[0], B.shape[0])
+            )
+            out = torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
+        ctx.save_for_backward(A, B, crow, cols)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        A, B, crow, cols = ctx.saved_tensors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            S = torch.sparse_csr_tensor(crow, cols, g.contiguous(), size=(A.shape[0], B.shape[0]))
+            gA = torch.sparse.mm(S, B) if ctx.needs_input_grad[0] else None
+            gB = torch.sparse.mm(S.t(), A) if ctx.needs_input_grad[1] else None
+        return gA, gB, None, None
 
 
 def observed_dot(A: torch.Tensor, B: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Row-wise dot products ``A[rows] . B[cols]`` (the model evaluated at observed entries).
 
-    For small matrices (ML-100K: 1682 x 943) the dense product ``A B^T`` followed by a gather is
-    the fastest on a CPU; above :data:`DENSE_LIMIT` cells the products are formed per entry in
-    chunks with a sparse backward, so memory stays O(nnz + (rows + cols) * k).
+    Entries in csr order (``rows`` non-decreasing, as :func:`entries` gives them, also after a
+    boolean selection) use :class:`_ObservedDotCSR`: sampled and sparse products, O(nnz * k)
+    work and O(nnz + (rows + cols) * k) memory (on ML-100K the forward took 10 ms against 46 ms for
+    the dense product ``A B^T`` and its gather, and AutoRec's fit 1.65x less CPU). Other orders are formed per entry in chunks with a sparse
+    backward.
     """
-    if A.shape[0] * B.shape[0] <= DENSE_LIMIT:
-        return (A @ B.T)[rows, cols]
+    if rows.numel() and bool((rows[1:] >= rows[:-1]).all()):
+        crow = torch.zeros(A.shape[0] + 1, dtype=torch.int64, device=rows.device)
+        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=A.shape[0]), 0)
+        return _ObservedDotCSR.apply(A, B, crow, cols)
     return _ObservedDot.apply(A, B, rows, cols, 16384)
 
 

@@ -14,11 +14,16 @@
   - ``"bpr"`` (LightGCN, He et al. SIGIR 2020, eq. (15)): every epoch each positive ``(u, i)`` is
     paired with one sampled negative ``j`` and ``-ln sigmoid(y_ui - y_uj)`` is minimised.
 
-  The optimiser is Adam. L2 regularisation comes in two forms (class attribute ``reg_form``):
+  The optimiser is Adam (:mod:`._optim`: the arithmetic of ``torch.optim.Adam``). L2
+  regularisation comes in two forms (class attribute ``reg_form``):
   ``"ego"`` adds ``reg * 0.5 * (||e_u||^2 + ||e_i||^2 [+ ||e_j||^2]) / batch`` on the *ego*
   (layer-0) embeddings of the batch, as the LightGCN reference code does (LightGCN); ``"all"``
   penalises ``reg / 2 * ||theta||^2`` over all parameters, i.e. Adam's coupled ``weight_decay``
   (GMF, NeuMF: the usual reading of an "L2 regularization coefficient" for a torch model).
+
+  Each mini-batch is one ``_train_step`` (autograd on ``_pair_logits`` by default; LightGCN and
+  GMF override it with their gradient written out). The epoch's shuffled index columns become
+  torch tensors once per epoch, and the batches are slices of them.
 
   ``finetune(data, users, steps)`` continues training from the current parameters on the
   interactions of ``users`` only (RVD, seed 004, Algorithm 1 line 12) and ``snapshot`` /
@@ -42,6 +47,7 @@ import torch
 
 from ..errors import ConfigError
 from ..interactions import Interactions
+from . import _optim
 from .base import Recommender, resolve_device
 
 LossKind = Literal["bce", "bpr"]
@@ -162,9 +168,9 @@ class NeuralVictim(Recommender):
                 self.loss_history_.append(float(np.mean(losses)) if losses else float("nan"))
         self._after_training()
 
-    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+    def _optimizer(self, lr: float) -> _optim.Adam:
         wd = self.config.reg if self.reg_form == "all" else 0.0
-        return torch.optim.Adam(self.module_.parameters(), lr=lr, weight_decay=wd)
+        return _optim.Adam(self.module_.parameters(), lr=lr, weight_decay=wd)
 
     def _set_data(self, data: Interactions) -> None:
         self.keys_ = positive_keys(data.matrix)
@@ -195,26 +201,37 @@ class NeuralVictim(Recommender):
             cols = (u[order], np.stack([i[order], j[order]], axis=1), None)
         n = cols[0].size
         dev = self.device_
+        # one host->device conversion per epoch; the batches are views (slices) of these tensors
+        tu = torch.from_numpy(cols[0]).to(dev)
+        ti = torch.from_numpy(np.ascontiguousarray(cols[1])).to(dev)
+        ty = torch.from_numpy(cols[2]).to(dev) if cols[2] is not None else None
         steps = 0
         for start in range(0, n, c.batch_size):
             if max_steps is not None and steps >= max_steps:
                 break
-            sl = slice(start, start + c.batch_size)
-            bu = torch.from_numpy(cols[0][sl]).to(dev)
-            bi = torch.from_numpy(cols[1][sl]).to(dev)
-            logits, ego = self._pair_logits(bu, bi)
-            if self.loss_kind == "bce":
-                y = torch.from_numpy(cols[2][sl]).to(dev)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-            else:
-                loss = -torch.nn.functional.logsigmoid(logits[:, 0] - logits[:, 1]).mean()
-            if c.reg > 0 and self.reg_form == "ego":
-                loss = loss + c.reg * 0.5 * sum((e**2).sum() for e in ego) / bu.shape[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            end = start + c.batch_size
+            y = ty[start:end] if ty is not None else None
+            loss = self._train_step(tu[start:end], ti[start:end], y, opt)
             steps += 1
             yield loss.detach()
+
+    def _train_step(self, u: torch.Tensor, items: torch.Tensor, y: torch.Tensor | None, opt) -> torch.Tensor:
+        """One optimiser step on a mini-batch: users ``u`` (B,), ``items`` (B, k); ``y`` (B, 1)
+        labels for ``"bce"``, None for ``"bpr"`` (``items[:, 0]`` positive, ``items[:, 1]``
+        negative). Returns the batch loss. Subclasses may override it with a hand-written
+        gradient of the same loss."""
+        c = self.config
+        logits, ego = self._pair_logits(u, items)
+        if self.loss_kind == "bce":
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        else:
+            loss = -torch.nn.functional.logsigmoid(logits[:, 0] - logits[:, 1]).mean()
+        if c.reg > 0 and self.reg_form == "ego":
+            loss = loss + c.reg * 0.5 * sum((e**2).sum() for e in ego) / u.shape[0]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
 
     # ------------------------------------------------------------------ scoring
     def _score(self, users: np.ndarray) -> np.ndarray:

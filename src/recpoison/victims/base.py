@@ -21,13 +21,20 @@ VICTIMS: Registry["Recommender"] = Registry("victim")
 
 
 def resolve_device(device: str) -> "Any":
-    """``"cuda"`` when asked for and present, else CPU (DESIGN.md conventions)."""
+    """The torch device a victim computes on: ``"cpu"`` (the default everywhere) or ``"cuda"``.
+
+    ``"cuda"`` must be present: asking for it on a machine without a usable GPU raises a
+    :class:`~recpoison.errors.ConfigError` (a silent fall-back to the CPU would make a GPU run
+    look like a slow one).
+    """
     import torch
 
-    if device == "cuda" and torch.cuda.is_available():
-        return torch.device("cuda")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device={device!r} is not allowed; use 'cpu' or 'cuda'")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device='cuda' was asked for but no CUDA GPU is available to torch here; use device=cpu")
+        return torch.device("cuda")
     return torch.device("cpu")
 
 

@@ -142,7 +142,9 @@ class CDAE(TorchVictim):
         n_pos = y.sum(1, keepdim=True)
         prob = torch.clamp(c.negatives * n_pos / torch.clamp(n_items - n_pos, min=1.0), max=1.0)
         neg = (torch.rand(y.shape, generator=gen).to(dev) < prob) & (y == 0)
-        per_entry = y * F.softplus(-logits) + neg * F.softplus(logits)
+        # y * softplus(-l) + neg * softplus(l) with one softplus: softplus(-l) = softplus(l) - l
+        # and the observed (y) and negative entries are disjoint
+        per_entry = (y + neg) * F.softplus(logits) - y * logits
         data_term = per_entry.sum(1)
         user_reg = 0.5 * c.reg * p["V"][u].pow(2).sum(1)
         shared = 0.5 * c.reg * sum(p[k].pow(2).sum() for k in ("W", "Wd", "b", "bd"))

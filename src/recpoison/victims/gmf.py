@@ -100,6 +100,28 @@ class GMF(NeuralVictim):
         logits = (pu.unsqueeze(1) * qi) @ m.h + m.b
         return logits, [pu, qi]
 
+    @torch.no_grad()
+    def _train_step(self, u, items, y, opt):
+        """One BCE step (eq. (7)) with the gradient written out (no autograd graph; the tests
+        compare it with autograd on ``_pair_logits``). ``logit = (p_u * q_i) . h + b``,
+        ``dL/dlogit = (sigmoid(logit) - y) / N``; the weight decay is Adam's."""
+        m = self.module_
+        flat = items.reshape(-1)
+        pu = m.P.index_select(0, u)
+        qi = m.Q.index_select(0, flat)
+        pq = pu * qi
+        logit = pq @ m.h + m.b
+        yy = y.reshape(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yy)
+        g = (torch.sigmoid(logit) - yy) * (1.0 / u.shape[0])
+        gh = g.unsqueeze(1) * m.h
+        m.P.grad = torch.zeros_like(m.P).index_add_(0, u, gh * qi)
+        m.Q.grad = torch.zeros_like(m.Q).index_add_(0, flat, gh * pu)
+        m.h.grad = pq.T @ g
+        m.b.grad = g.sum()
+        opt.step()
+        return loss
+
     def _score_block(self, users):
         m = self.module_
         return (m.P.index_select(0, users) * m.h) @ m.Q.T + m.b

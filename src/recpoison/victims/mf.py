@@ -10,7 +10,8 @@ recommended. Only observed ratings enter the squared loss (no implicit zeros), e
 Solver: alternating least squares. With Y fixed, eq. (1) separates over users and
 ``x_u = (sum_{i in Omega_u} y_i y_i^T + lambda I)^{-1} sum_{i in Omega_u} r_ui y_i`` (and
 symmetrically for items). Users are grouped by their number of ratings into padded blocks, the
-Gram matrices of a block come from one batched GEMM, and all systems are solved in one batched call: no Python loop over users or ratings. Each sweep solves X then Y
+Gram matrices of a block come from one batched GEMM and its systems are solved by one batched
+Cholesky factorisation: no Python loop over users or ratings. Each sweep solves X then Y
 exactly, so the loss never increases. Departures from the paper: the paper does not name its
 optimiser; ALS is the standard exact block-coordinate method for eq. (1). ``lambda`` is not given in
 seed 001 §5.1.4; the default 7 minimises the RMSE on a validation split of ML-100K carved from the
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,13 +59,17 @@ class RowBlocks:
     """The rows of a csr matrix grouped by length into padded dense blocks (for batched GEMMs).
 
     Rows with 1-8, 9-12, 13-18, ... entries (bounds growing by 1.5x) form one block each, padded
-    to the longest row of the block (at most 1.5x wasted work); ``idx`` holds column indices (0 where padded), ``val`` the
-    values and ``mask`` 1 for real entries. Built once per fit, vectorised.
+    to the longest row of the block (at most 1.5x wasted work). Each block is ``(rows, idx, val)``:
+    ``idx`` holds the column indices, padded with ``n_cols`` (the index of an all-zero row that
+    :func:`gram` appends to the factors, so padded slots contribute nothing without a mask), and
+    ``val`` the values (0 where padded). ``matrix`` is the whole matrix as a torch CSR tensor (for
+    the right-hand sides). Built once per fit, vectorised.
     """
 
     def __init__(self, m: sp.csr_matrix, dtype: torch.dtype, device: torch.device) -> None:
+        m = sp.csr_matrix(m)
         counts = np.diff(m.indptr)
-        self.n_rows = m.shape[0]
+        self.n_rows, self.n_cols = m.shape
         self.blocks = []
         hi = 8
         lo = 0
@@ -73,45 +80,72 @@ class RowBlocks:
                 pos = m.indptr[rows][:, None] + np.arange(width)[None, :]
                 mask = np.arange(width)[None, :] < counts[rows][:, None]
                 pos = np.where(mask, pos, 0)
-                idx = np.where(mask, m.indices[pos], 0)
+                idx = np.where(mask, m.indices[pos], self.n_cols)
                 val = np.where(mask, m.data[pos], 0.0)
                 self.blocks.append(
                     (
                         torch.from_numpy(rows).to(device),
                         torch.from_numpy(idx.astype(np.int64)).to(device),
-                        torch.from_numpy(mask.astype(np.float64)).to(dtype).to(device),
                         torch.from_numpy(val.astype(np.float64)).to(dtype).to(device),
                     )
                 )
             lo, hi = hi, int(hi * 1.5)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": mm with it is stable
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = torch.sparse_csr_tensor(
+                torch.from_numpy(m.indptr.astype(np.int64)),
+                torch.from_numpy(m.indices.astype(np.int64)),
+                torch.from_numpy(m.data.astype(np.float64)).to(dtype),
+                size=m.shape,
+            ).to(device)
+
+    def padded(self, F: torch.Tensor) -> torch.Tensor:
+        """``F`` (n_cols, d) with one zero row appended (the target of padded indices)."""
+        return torch.cat([F, F.new_zeros(1, F.shape[1])])
 
 
 def gram(blocks: RowBlocks, F: torch.Tensor, reg: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row: ``G = sum_{j in row} f_j f_j^T + reg I`` and ``b = sum_{j in row} v_j f_j``.
 
     ``blocks``: the rows (their column indices ``j`` and values ``v_j``); ``F``: (cols, d) factors.
-    For each block of rows of similar length both come from one batched GEMM. Returns
-    ``G`` (rows, d, d) and ``b`` (rows, d); a row without entries gets ``reg I`` and 0.
+    For each block of rows of similar length ``G`` comes from one batched GEMM; ``b`` is one sparse
+    x dense product. Returns ``G`` (rows, d, d) and ``b`` (rows, d); a row without entries gets
+    ``reg I`` and 0.
     """
     d = F.shape[1]
+    Fp = blocks.padded(F)
     G = torch.zeros(blocks.n_rows, d, d, dtype=F.dtype, device=F.device)
-    b = torch.zeros(blocks.n_rows, d, dtype=F.dtype, device=F.device)
-    for rows, idx, mask, val in blocks.blocks:
-        Fg = F[idx] * mask.unsqueeze(-1)  # (rows, L, d), padded slots zeroed
+    for rows, idx, _ in blocks.blocks:
+        Fg = Fp[idx]  # (rows, L, d), padded slots read the zero row
         G[rows] = torch.bmm(Fg.transpose(1, 2), Fg)
-        b[rows] = torch.bmm(Fg.transpose(1, 2), val.unsqueeze(-1)).squeeze(-1)
     G.diagonal(dim1=1, dim2=2).add_(reg)
-    return G, b
+    return G, torch.sparse.mm(blocks.matrix, F)
 
 
 def ridge_solve(blocks: RowBlocks, F: torch.Tensor, reg: float) -> torch.Tensor:
     """Solve ``min_x sum_{j in row} (v_j - x^T f_j)^2 + reg ||x||^2`` for every row at once.
 
-    The Gram matrices and right-hand sides come from :func:`gram`; all d x d systems are then
-    solved in one batched call. Returns (rows, d); rows without entries get 0.
+    Block by block (rows of similar length): the Gram matrices ``F_J^T F_J + reg I`` from one
+    batched GEMM, then one batched Cholesky factorisation and solve (they are symmetric positive
+    definite for ``reg > 0``; about 40% faster than a general LU solve). The right-hand sides
+    ``sum v_j f_j`` for all rows come from one sparse x dense product. Returns (rows, d); rows
+    without entries get 0.
     """
-    G, b = gram(blocks, F, reg)
-    return torch.linalg.solve(G, b)
+    d = F.shape[1]
+    Fp = blocks.padded(F)
+    b = torch.sparse.mm(blocks.matrix, F)
+    X = torch.zeros(blocks.n_rows, d, dtype=F.dtype, device=F.device)
+    eye = torch.eye(d, dtype=F.dtype, device=F.device)
+    for rows, idx, _ in blocks.blocks:
+        Fg = Fp[idx]
+        G = torch.baddbmm(eye, Fg.transpose(1, 2), Fg, alpha=1.0, beta=reg)
+        L, info = torch.linalg.cholesky_ex(G)
+        rhs = b[rows].unsqueeze(-1)
+        if bool(info.any()):  # not positive definite (reg <= 0 or overflow): LU instead
+            X[rows] = torch.linalg.solve(G, rhs).squeeze(-1)
+        else:
+            X[rows] = torch.cholesky_solve(rhs, L).squeeze(-1)
+    return X
 
 
 @VICTIMS.register(
@@ -162,9 +196,16 @@ class MF(Recommender):
         by_user = RowBlocks(data.matrix, dt, dev)
         by_item = RowBlocks(data.matrix.T.tocsr(), dt, dev)
         X = torch.zeros(n_users, c.d, dtype=dt, device=dev)
-        for _ in range(self._sweeps):
-            X = ridge_solve(by_user, Y, c.reg)
-            Y = ridge_solve(by_item, X, c.reg)
+        # one intra-op thread: with two, the sweeps took 19 s instead of 4 s on the shared two-core
+        # machine (docs/victims.md); it also makes the factors independent of the thread count
+        n_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for _ in range(self._sweeps):
+                X = ridge_solve(by_user, Y, c.reg)
+                Y = ridge_solve(by_item, X, c.reg)
+        finally:
+            torch.set_num_threads(n_threads)
         self.user_factors_ = X.cpu().numpy()
         self.item_factors_ = Y.cpu().numpy()
 

@@ -1,0 +1,122 @@
+"""Small optimisers for the torch victims: Adam, Adagrad, Rprop and SGD.
+
+They compute exactly what ``torch.optim``'s single-tensor implementations compute (the ones torch
+uses for CPU tensors; the same operations in the same order, so the same numbers), for the options
+the victims use: no AMSGrad, no maximise, no learning-rate decay, plain floats for every setting.
+
+Why not ``torch.optim``: constructing a ``torch.optim`` optimiser imports ``torch._dynamo``, which
+took about 2 s on the two-core machine (measured on a cold process: 2.06 s for ``Adam([p])``), once
+per process. Every ``recpoison run`` that trains a torch victim paid it, the per-cell overhead goal
+is 1.5 s, and the matched LightGCN cell (docs/victims.md) takes under 4 s in all. The update itself
+is the same few in-place tensor operations either way.
+
+Interface: ``step()`` reads ``p.grad`` of every parameter (a parameter whose ``grad`` is None is
+skipped, as torch does) and ``zero_grad()`` sets the gradients to None.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+
+class Optimizer:
+    """Base: holds the parameter list and per-parameter state."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
+        self.params = list(params)
+        self.lr = float(lr)
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, st in zip(self.params, self.state):
+            if p.grad is not None:
+                self._update(p, p.grad, st)
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, st: dict) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with torch's coupled ``weight_decay`` (L2 added to the gradient)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(eps)
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, p, grad, st):
+        if not st:
+            st["step"] = 0
+            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        st["step"] += 1
+        step = st["step"]
+        if self.weight_decay != 0:
+            grad = grad.add(p, alpha=self.weight_decay)
+        exp_avg, exp_avg_sq = st["exp_avg"], st["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - self.beta1)
+        exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        bias_correction1 = 1 - self.beta1**step
+        bias_correction2 = 1 - self.beta2**step
+        step_size = self.lr / bias_correction1
+        denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(self.eps)
+        p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011): ``p -= lr g / (sqrt(sum g^2) + eps)``."""
+
+    def __init__(self, params, lr: float = 1e-2, eps: float = 1e-10):
+        super().__init__(params, lr)
+        self.eps = float(eps)
+
+    def _update(self, p, grad, st):
+        if not st:
+            st["sum"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        st["sum"].addcmul_(grad, grad, value=1)
+        std = st["sum"].sqrt().add_(self.eps)
+        p.addcdiv_(grad, std, value=-self.lr)
+
+
+class Rprop(Optimizer):
+    """Resilient back-propagation (Riedmiller and Braun, 1993), torch's defaults: step sizes start
+    at ``lr``, grow by 1.2 while the gradient keeps its sign and shrink by 0.5 when it flips (that
+    step is skipped), clamped to [1e-6, 50]."""
+
+    def __init__(self, params, lr: float = 1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
+        super().__init__(params, lr)
+        self.etaminus, self.etaplus = float(etas[0]), float(etas[1])
+        self.step_min, self.step_max = float(step_sizes[0]), float(step_sizes[1])
+
+    def _update(self, p, grad, st):
+        if not st:
+            st["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["step_size"] = torch.full_like(grad, self.lr)
+        prev, step_size = st["prev"], st["step_size"]
+        sign = grad.mul(prev).sign()
+        sign[sign.gt(0)] = self.etaplus
+        sign[sign.lt(0)] = self.etaminus
+        sign[sign.eq(0)] = 1
+        step_size.mul_(sign).clamp_(self.step_min, self.step_max)
+        grad = grad.clone(memory_format=torch.preserve_format)
+        grad[sign.eq(self.etaminus)] = 0
+        p.addcmul_(grad.sign(), step_size, value=-1)
+        prev.copy_(grad)
+
+
+class SGD(Optimizer):
+    """Plain gradient descent, ``p -= lr g``."""
+
+    def _update(self, p, grad, st):
+        p.add_(grad, alpha=-self.lr)

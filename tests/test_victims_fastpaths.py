@@ -1,0 +1,155 @@
+"""The hand-written fast paths compute what the plain torch code computes.
+
+* ``victims._optim``: the same parameters as ``torch.optim`` after many steps (bitwise), without
+  importing ``torch._dynamo``;
+* LightGCN's hand-written BPR gradient equals autograd's on the reference loss (``_pair_logits``).
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from recpoison.testing import planted_blocks
+from recpoison.victims import _optim, make
+from recpoison.victims.lightgcn import propagate, propagate_nograd
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda p: _optim.Adam(p, lr=1e-2, weight_decay=1e-3), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3)),
+        (lambda p: _optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3)),
+        (lambda p: _optim.Adagrad(p, lr=0.3, eps=1.0), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1.0)),
+        (lambda p: _optim.Rprop(p, lr=1e-2), lambda p: torch.optim.Rprop(p, lr=1e-2)),
+        (lambda p: _optim.SGD(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=1e-2)),
+    ],
+)
+def test_optimisers_match_torch_optim_bitwise(ours, theirs):
+    g = torch.Generator().manual_seed(0)
+    W0, b0 = torch.randn(20, 5, generator=g), torch.randn(5, generator=g)
+    X, Y = torch.randn(64, 20, generator=g), torch.randn(64, 5, generator=g)
+    out = []
+    for make_opt in (ours, theirs):
+        W, b = W0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        opt = make_opt([W, b])
+        for step in range(40):
+            opt.zero_grad()
+            loss = ((X @ W + b - Y) ** 2).mean() + (0.0 if step % 2 else (W**4).sum() * 1e-3)
+            loss.backward()
+            opt.step()
+        out.append((W.detach(), b.detach()))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    assert not torch.equal(out[0][0], W0)  # it did move
+
+
+def test_training_a_torch_victim_does_not_import_dynamo():
+    code = (
+        "import sys; from recpoison.victims import make; from recpoison.testing import planted_blocks; "
+        "d = planted_blocks(seed=1); [make(n, epochs=1).fit(d) for n in ('gmf', 'lightgcn', 'autorec', 'cdae')]; "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False", res.stdout + res.stderr
+
+
+def test_propagate_nograd_equals_propagate():
+    m = planted_blocks(seed=2)
+    model = make("lightgcn", d=6, epochs=0).fit(m)
+    E0 = torch.randn(model.module_.E0.shape, generator=torch.Generator().manual_seed(1))
+    for K in (0, 1, 3):
+        np.testing.assert_allclose(propagate_nograd(model.adj_, E0, K).numpy(), propagate(model.adj_, E0, K).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("reg", [0.0, 1e-2])
+def test_lightgcn_hand_written_bpr_gradient_equals_autograd(reg):
+    data = planted_blocks(seed=4)
+    model = make("lightgcn", d=8, n_layers=2, epochs=1, reg=reg, seed=0).fit(data)
+    rng = np.random.default_rng(0)
+    u = torch.from_numpy(rng.integers(0, data.n_users, 64))
+    items = torch.from_numpy(rng.integers(0, data.n_items, (64, 2)))
+    E0 = model.module_.E0
+
+    class Capture:  # an "optimiser" that keeps the gradient it is handed
+        def step(self):
+            self.grad = E0.grad.clone()
+
+    cap = Capture()
+    before = E0.detach().clone()
+    loss_fast = model._train_step(u, items, None, cap)
+    assert torch.equal(E0.detach(), before)  # Capture does not move the parameters
+
+    E0.grad = None
+    logits, ego = model._pair_logits(u, items)
+    loss = -torch.nn.functional.logsigmoid(logits[:, 0] - logits[:, 1]).mean()
+    if reg > 0:
+        loss = loss + reg * 0.5 * sum((e**2).sum() for e in ego) / u.shape[0]
+    loss.backward()
+    np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-5)
+    np.testing.assert_allclose(cap.grad.numpy(), E0.grad.numpy(), atol=1e-7, rtol=1e-4)
+
+
+def test_gmf_hand_written_bce_gradient_equals_autograd():
+    data = planted_blocks(seed=4)
+    model = make("gmf", d=8, epochs=1, seed=0).fit(data)
+    rng = np.random.default_rng(1)
+    u = torch.from_numpy(rng.integers(0, data.n_users, 128))
+    items = torch.from_numpy(rng.integers(0, data.n_items, (128, 1)))
+    y = torch.from_numpy(rng.integers(0, 2, (128, 1)).astype(np.float32))
+    params = dict(model.module_.named_parameters())
+
+    class Capture:
+        def step(self):
+            self.grads = {k: p.grad.clone() for k, p in params.items()}
+
+    cap = Capture()
+    loss_fast = model._train_step(u, items, y, cap)
+    for p in params.values():
+        p.grad = None
+    logits, _ = model._pair_logits(u, items)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+    loss.backward()
+    np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-6)
+    for k, p in params.items():
+        np.testing.assert_allclose(cap.grads[k].numpy(), p.grad.numpy(), atol=1e-8, rtol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("order", ["csr", "shuffled"])
+def test_observed_dot_value_and_gradient_equal_the_dense_reference(order):
+    from recpoison.victims._autoenc import observed_dot
+
+    g = torch.Generator().manual_seed(3)
+    A0, B0 = torch.randn(30, 7, generator=g), torch.randn(20, 7, generator=g)
+    mask = torch.rand(30, 20, generator=g) < 0.3
+    mask[5] = False  # an empty row
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: csr order
+    if order == "shuffled":
+        perm = torch.randperm(rows.numel(), generator=g)
+        rows, cols = rows[perm], cols[perm]
+    w = torch.randn(rows.numel(), generator=g)
+    A, B = A0.clone().requires_grad_(True), B0.clone().requires_grad_(True)
+    out = observed_dot(A, B, rows, cols)
+    (out * w).sum().backward()
+    A2, B2 = A0.clone().requires_grad_(True), B0.clone().requires_grad_(True)
+    ref = (A2 @ B2.T)[rows, cols]
+    (ref * w).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(A.grad.numpy(), A2.grad.numpy(), atol=1e-5)
+    np.testing.assert_allclose(B.grad.numpy(), B2.grad.numpy(), atol=1e-5)
+
+
+def test_mf_trains_on_one_thread_whatever_torch_is_set_to():
+    data = planted_blocks(seed=6)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = make("mf", d=8, sweeps=4, seed=0).fit(data)
+        assert torch.get_num_threads() == 2  # restored after the fit
+        torch.set_num_threads(1)
+        b = make("mf", d=8, sweeps=4, seed=0).fit(data)
+    finally:
+        torch.set_num_threads(n)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
