@@ -66,6 +66,7 @@ import torch
 
 from ..config import check
 from ..victims._neural import positive_keys, sample_negatives, training_threads
+from ..victims._optim import Adam
 from .base import ATTACKS, Attack, non_targets
 
 
@@ -284,7 +285,7 @@ class DLNCFAttack(Attack):
 
     def _pretrain(self, model, m: sp.csr_matrix, n_normal: int, epochs: int, rng, select: bool):
         c = self.config
-        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+        opt = Adam(model.parameters(), lr=c.lr)
         if not select or epochs == 0:
             for _ in range(epochs):
                 self._epoch(model, opt, m, rng)
@@ -337,7 +338,7 @@ class DLNCFAttack(Attack):
                     model.add_user(gen)
                     self._pretrain(model, m, n_normal, c.warm_epochs, rng, select=False)
                 pre = copy.deepcopy(model)
-                opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+                opt = Adam(model.parameters(), lr=c.lr)
                 best_hr = self._hit_ratio(model, m, n_normal, targets, c.k)
                 best_state = copy.deepcopy(model.state_dict())
                 losses = []

@@ -157,6 +157,8 @@ class LightGCN(NeuralVictim):
 
     Config = LightGCNConfig
     loss_kind = "bpr"
+    #: two intra-op threads were 4-8x slower on the shared two-core machine (docs/victims.md)
+    single_thread = True
 
     def _build(self, n_users, n_items, gen):
         return _LightGCNModule(n_users, n_items, self.config.d, self.config.init_std, gen)
