@@ -177,7 +177,8 @@ def test_report_draws_detection_bars_when_fpr_fnr_are_stored(tmp_path):
             st.write_cell(f"k{i}", params, status="done", code_version="test", started="a", finished="b", result=result)
     rep = make_report(tmp_path)
     names = [t.metric for t in rep["tables"]]
-    assert names == ["target HR@10 after the attack", "accuracy HR@10 (leave-one-out) after the attack", "detection.fnr", "detection.fpr"]
+    assert names == ["target HR@10 after the attack", "accuracy HR@10 (leave-one-out) after the attack",
+                     "detection FNR (fake users missed / fake users)", "detection FPR (normal users flagged / normal users)"]
     fpr = rep["tables"][3]
     assert fpr.stat("average", 0.03) == (0.03, 0.0, 1)
     assert (rep["out_dir"] / "detection_1.png").read_bytes()[:4] == b"\x89PNG"
