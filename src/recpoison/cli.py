@@ -246,6 +246,7 @@ def detect_cmd(
 ) -> None:
     """Flag fake users in a ratings file; with --labels, print FPR / FNR (per phase where the detector has phases)."""
     from . import datasets, detect
+    from .detect.base import make_seeded
     from .detect.labelled import detect_labelled, read_labels, write_flagged
 
     if folds < 2:
@@ -258,9 +259,7 @@ def detect_cmd(
     cls = detect.DETECTORS.entry(detector).factory
     if not cls.active:
         raise ConfigError("detector 'none' flags nobody; name a detector (see `recpoison list`)")
-    if "seed" in cls.Config.__dataclass_fields__ and "seed" not in params:
-        params["seed"] = seed
-    det = detect.make(detector, **params)
+    det = make_seeded(detector, params, seed)
     if det.supervised and any(k_ in params for k_ in ("train_attacks", "n_train_fake", "n_train_normal", "train_batch")):
         raise ConfigError("train_attacks / n_train_* / train_batch apply to experiments (`recpoison run`); `detect` trains on --labels")
     data = datasets.load(dataset)

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import attacks, datasets, detect, victims
 from .config import MAX_INT, check
+from .detect.base import make_seeded
 from .errors import ConfigError, DataError
 from .interactions import Interactions
 from .knowledge import make_view, parse_knowledge
@@ -323,14 +324,8 @@ def _make_detector(spec: CellSpec, train: Interactions):
         if spec.detector_params:
             raise ConfigError(f"detector 'none' takes no parameters (got {', '.join(spec.detector_params)})")
         return None
-    params = dict(spec.detector_params)
-    if "seed" in getattr(cls.Config, "__dataclass_fields__", {}) and "seed" not in params:
-        params["seed"] = derive_seed(spec.seed, "detector", spec.detector)
-    det = cls(**params)
-    if det.needs_ratings:
-        from .detect.features import require_ratings
-
-        require_ratings(train, f"detector {spec.detector!r}: its rating features")
+    det = make_seeded(spec.detector, spec.detector_params, derive_seed(spec.seed, "detector", spec.detector))
+    det.check_data(train)
     return det
 
 

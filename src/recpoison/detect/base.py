@@ -67,12 +67,13 @@ class Detector(Component):
             if not ((ys == 1).any() and (ys == 0).any()):
                 raise ConfigError(f"detector {self.name!r} needs at least one fake and one normal labelled user")
             for d, _ in contexts:
-                self._check_data(d)
+                self.check_data(d)
             self._fit(contexts)
         self.fitted_ = True
         return self
 
-    def _check_data(self, data: Interactions) -> None:
+    def check_data(self, data: Interactions) -> None:
+        """Refuse data the detector cannot read (rating features on implicit feedback)."""
         if self.needs_ratings:
             from .features import require_ratings
 
@@ -88,7 +89,7 @@ class Detector(Component):
             raise NotFittedError(f"detector {self.name!r}: call fit(data, labels) before flag")
         if not isinstance(data, Interactions):
             raise TypeError("flag expects an Interactions")
-        self._check_data(data)
+        self.check_data(data)
         self.phase_masks_: dict[str, np.ndarray] = {}
         among = np.ones(data.n_users, dtype=bool) if among is None else np.asarray(among, dtype=bool)
         if among.shape != (data.n_users,):
@@ -108,3 +109,12 @@ class Detector(Component):
 
     def _flag(self, data: Interactions, among: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def make_seeded(name: str, params: dict, seed: int) -> Detector:
+    """``DETECTORS.make(name, **params)``, with ``seed`` filled in when the detector's config has a
+    seed the caller did not give."""
+    params = dict(params)
+    if "seed" in getattr(DETECTORS.entry(name).factory.Config, "__dataclass_fields__", {}):
+        params.setdefault("seed", seed)
+    return DETECTORS.make(name, **params)

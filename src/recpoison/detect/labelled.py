@@ -5,7 +5,7 @@
 
 A supervised detector given real labels is scored by stratified k-fold cross-validation over the
 labelled users: for each fold it is trained on the labels of the other folds and flags only users of
-the held-out fold (``Detector.flag(..., among=fold)``), so no user is flagged by a model that saw its
+the held-out fold (features computed once; ``fit_matrix`` / ``predict_matrix`` per fold), so no user is flagged by a model that saw its
 label; SVM-TIA's target item analysis, which reads no label, then runs once on the union of the
 out-of-fold phase-1 flags. Users the labels file does not name count as normal in FPR / FNR but are
 never training examples. Features are computed once on the whole data
@@ -113,16 +113,15 @@ def detect_labelled(detector: Detector, data: Interactions, labels: np.ndarray |
                 f"{folds}-fold cross-validation needs at least {folds} labelled users of each label "
                 f"({n_fake} fake, {n_norm} normal); lower --folds (>= 2)"
             )
-        # unnamed users are flagged like the others but never train: fold them in as test rows only
+        # unnamed users are flagged like the others but never train. The features do not depend
+        # on the labels: computed once, each fold fits and predicts on its rows
+        detector.check_data(ordered)
+        x = detector.features(ordered)
         phase1 = np.zeros(len(y), dtype=bool)
         for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-            y_train = np.where(known, y, -1).astype(np.int8)
-            y_train[test_idx] = -1
-            fold = np.zeros(len(y), dtype=bool)
-            fold[test_idx] = True
-            detector.fit(ordered, y_train)
-            first = detector.flag(ordered, among=fold)
-            phase1 |= detector.phase_masks_.get("svm", first)
+            fit_rows = train_idx[known[train_idx]]
+            detector.fit_matrix(x[fit_rows], y[fit_rows])
+            phase1[test_idx] = detector.predict_matrix(x[test_idx])
         mask, phases = phase1, {"svm": phase1}
         if hasattr(detector, "second_phase"):
             # a group analysis (SVM-TIA's phase 2) reads no label: run it once on all out-of-fold

@@ -61,7 +61,7 @@ class PCADetector(Detector):
     def score(self, data: Interactions) -> np.ndarray:
         from scipy.sparse.linalg import LinearOperator, svds
 
-        self._check_data(data)
+        self.check_data(data)
         x = sp.csr_matrix(data.matrix, dtype=np.float64)
         n_users, n_items = x.shape
         mean = np.asarray(x.sum(axis=1)).ravel() / n_items

@@ -139,11 +139,15 @@ class SVMDetector(Detector):
         return self
 
     def score(self, data: Interactions) -> np.ndarray:
-        self._check_data(data)
+        self.check_data(data)
         return self.model_.decision_function(self.features(data))
 
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Phase-1 flags of users given their features (rows of ``x``)."""
+        return self.model_.predict(x) == 1
+
     def _flag(self, data, among):
-        mask = (self.model_.predict(self.features(data)) == 1) & among
+        mask = self.predict_matrix(self.features(data)) & among
         self.phase_masks_ = {"svm": mask}
         return mask
 
