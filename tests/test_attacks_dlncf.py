@@ -66,3 +66,16 @@ def test_batched_and_per_user_poison_steps_both_promote():
         a = attacks.make("dl-ncf", pretrain_epochs=5, rounds=3, user_batch=ub)
         a.generate(view, target, 2, 10, np.random.default_rng(0))
         assert max(a.target_hr_) > 0.5
+
+
+def test_prefix_stable_first_users_equal_a_shorter_run():
+    """``prefix_stable``: from the same rng, the first 2 fake users of a run of 3 are a run of 2,
+    rating values included (rating data: fillers drawn N(mu_i, sigma_i^2))."""
+    view = planted_blocks(seed=5)
+    target = np.argsort(view.item_counts(), kind="stable")[:1]
+    a = attacks.make("dl-ncf", **FAST)
+    assert a.prefix_stable
+    long = a.generate(view, target, 3, 6, np.random.default_rng(7)).matrix
+    short = a.generate(view, target, 2, 6, np.random.default_rng(7)).matrix
+    assert (long[:2] != short).nnz == 0
+    assert not view.implicit and set(np.unique(short.data)) - {view.r_max}  # disguised fillers, not all r_max

@@ -363,6 +363,7 @@ def sweep_cmd(
     list_all: bool = typer.Option(False, "--list-all", help="With --dry-run: list every cell, not only the first ones."),
     force: bool = typer.Option(False, "--force", help="Run into a folder that holds a different spec's run, and allow grids beyond the cell limit."),
     quiet: bool = typer.Option(False, help="No progress bar."),
+    fakes: Optional[Path] = typer.Option(None, "--fakes", help="Folder that keeps the fake profiles of every attack run (default RUN_DIR/fakes); sweeps given the same folder reuse each other's attack runs."),
 ) -> None:
     """Run a grid of cells from a YAML spec into a resumable results store (RUN_DIR/results.sqlite).
 
@@ -370,7 +371,7 @@ def sweep_cmd(
     resume); a second sweep into a folder that one is running in is refused."""
     from .experiments.cli import sweep
 
-    raise typer.Exit(sweep(spec, run_dir, workers, executor, address, dry_run, quiet, out, err, force=force, list_all=list_all))
+    raise typer.Exit(sweep(spec, run_dir, workers, executor, address, dry_run, quiet, out, err, force=force, list_all=list_all, fakes_dir=fakes))
 
 
 # ---------------------------------------------------------------------------------------- report

@@ -22,14 +22,20 @@ from .interactions import Interactions
 
 
 def hit_ratio_from_topk(
-    topk: np.ndarray, data: Interactions, targets: np.ndarray, users: np.ndarray | None = None
+    topk: np.ndarray, data: Interactions, targets: np.ndarray, users: np.ndarray | None = None,
+    denominator: str = "unrated",
 ) -> np.ndarray:
     """Per-target HR given precomputed top-K lists.
 
     ``topk``: (len(users), K) item indices of ``users`` (default: all normal users, in order);
     ``data``: the training data of the model (decides who already rated a target).
+    ``denominator``: ``unrated`` (the share of the users who have not rated the target; seed 001
+    §3.2, the project's definition) or ``all`` (the share of all ``users``, as Huang et al.'s code
+    computes it; a user who rated the target counts as a miss).
     Returns an array of len(targets) (NaN for a target with no eligible user).
     """
+    if denominator not in ("unrated", "all"):
+        raise ConfigError(f"denominator={denominator!r} must be 'unrated' or 'all'")
     targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
     if users is None:
         users = np.arange(data.n_normal)
@@ -39,6 +45,8 @@ def hit_ratio_from_topk(
     rated = data.matrix[users][:, targets].toarray() != 0
     eligible = ~rated
     n_eligible = eligible.sum(axis=0)
+    if denominator == "all":
+        return (hits & eligible).sum(axis=0) / max(1, len(users)) if len(users) else np.full(len(targets), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         hr = (hits & eligible).sum(axis=0) / n_eligible
     return np.where(n_eligible > 0, hr, np.nan)

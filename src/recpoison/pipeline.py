@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import attacks, datasets, detect, victims
 from .config import MAX_INT, check
@@ -148,15 +151,72 @@ def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strateg
 
 
 class CellCache:
-    """In-memory cache of data sets, splits, targets and clean victims shared across cells."""
+    """In-memory cache of data sets, splits, targets and clean victims shared across cells.
 
-    def __init__(self) -> None:
+    ``fakes_dir`` (a sweep's ``RUN/fakes``): fake profiles are also kept there, one ``.npz`` per
+    attack run (csr arrays only, read with ``allow_pickle=False``), so that cells in other worker
+    processes, later resumptions of the sweep and other sweeps pointed at the same folder reuse them
+    instead of running the attack again. A folder that cannot be written only disables the reuse.
+    """
+
+    def __init__(self, fakes_dir: str | Path | None = None) -> None:
         self._store: dict[tuple, Any] = {}
+        self.fakes_dir = Path(fakes_dir) if fakes_dir is not None else None
 
     def get(self, key: tuple, make):
         if key not in self._store:
             self._store[key] = make()
         return self._store[key]
+
+    def fakes(self, key: tuple, n: int, make, like: Interactions, prefix: bool) -> Interactions:
+        """The fake profiles of attack run ``key``: ``n`` users. With ``prefix`` (the attack is
+        ``prefix_stable`` and ``key`` holds no size), a stored run of more users serves the first
+        ``n`` of them; a shorter one is replaced by a new run of ``n``."""
+        have = self._store.get(("fakes",) + key)
+        if have is None:
+            have = self._load_fakes(key, like)
+        if have is None or (have.n_users != n if not prefix else have.n_users < n):
+            have = make()
+            self._save_fakes(key, have)
+        self._store[("fakes",) + key] = have
+        return have if have.n_users == n else have.select_users(np.arange(n))
+
+    def _fakes_path(self, key: tuple) -> Path | None:
+        if self.fakes_dir is None:
+            return None
+        return self.fakes_dir / (hashlib.sha1(repr(key).encode()).hexdigest()[:24] + ".npz")
+
+    def _load_fakes(self, key: tuple, like: Interactions) -> Interactions | None:
+        path = self._fakes_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["key"]) != repr(key) or tuple(z["shape"]) [1:] != (like.n_items,):
+                    return None
+                m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
+        except (OSError, ValueError, KeyError):  # unreadable or foreign: run the attack again
+            return None
+        return _fake_interactions(like, m)
+
+    def _save_fakes(self, key: tuple, fakes: Interactions) -> None:
+        path = self._fakes_path(key)
+        if path is None:
+            return
+        m = fakes.matrix.tocsr()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, key=np.array(repr(key)), shape=np.array(m.shape), data=m.data, indices=m.indices, indptr=m.indptr)
+            os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
+        except OSError:
+            pass
+
+
+def _fake_interactions(like: Interactions, m: sp.csr_matrix) -> Interactions:
+    """Fake profiles as ``Attack.generate`` returns them (no normal users), over ``like``'s items."""
+    return Interactions(m, rating_scale=like.rating_scale, rating_step=like.rating_step, implicit=like.implicit,
+                        n_normal=0, item_ids=like.item_ids, name=f"{like.name}+fakes")
 
 
 def _frozen(params: dict) -> tuple:
@@ -170,8 +230,9 @@ def _evaluate(model, split: Split, targets: np.ndarray, k: int, test_items: np.n
     users = np.arange(data.n_normal)
     topk = model.recommend(users, k)
     hr = hit_ratio_from_topk(topk, data, targets, users)
+    hr_all = hit_ratio_from_topk(topk, data, targets, users, denominator="all")
     acc = loo_accuracy_from_topk(topk, split.test_items if test_items is None else test_items, users)
-    return {"hr": float(np.nanmean(hr)) if np.isfinite(hr).any() else float("nan"), "hr_per_target": hr.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()}}
+    return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()}}
 
 
 def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool = False):
@@ -210,22 +271,29 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     groups = [targets[i : i + 1] for i in range(len(targets))] if spec.target_mode == "each" else [targets]
     hr_after = np.full(len(targets), np.nan)
     hr_det = np.full(len(targets), np.nan)
+    hr_all_after = np.full(len(targets), np.nan)  # the same hits over all normal users (Huang et al.'s code)
+    hr_all_det = np.full(len(targets), np.nan)
     accs, det_accs, det_stats = [], [], []
     fake_parts = []
+    # a prefix-stable attack's run of n fake users starts with its run of m < n: its random stream
+    # and its cache key leave the size out, and the sizes of a sweep share one run
+    prefix = attack.prefix_stable
+    size_key = () if prefix else (str(spec.attack_size),)
     for group in groups:
-        keys = ("attack", spec.attack, str(spec.attack_size)) + ((str(int(group[0])),) if spec.target_mode == "each" else ())
+        keys = ("attack", spec.attack) + size_key + ((str(int(group[0])),) if spec.target_mode == "each" else ())
         rng = derive_rng(spec.seed, *keys)
         # the attacker sees only its knowledge view; the victim trains on the full poisoned data
         view = timed("knowledge", lambda: make_view(train, spec.knowledge, group, derive_rng(spec.seed, "knowledge", spec.knowledge)))
         # fake profiles depend on the attacker's side only (not on the victim or K): cells that
         # differ only there share them through the cache
-        fkey = ("fakes", spec.dataset, spec.implicit, spec.seed, spec.attack, _frozen(spec.attack_params), spec.attack_size,
+        fkey = ("fakes", spec.dataset, spec.implicit, spec.seed, spec.attack, _frozen(spec.attack_params)) + size_key + (
                 spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
-        fakes = timed("attack", lambda: cache.get(fkey, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng)))
+        fakes = timed("attack", lambda: cache.fakes(fkey, n_fake, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng), train, prefix))
         fake_parts.append(fakes)
         pos = np.searchsorted(targets, group)
         if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
             hr_after[pos] = np.asarray(before["hr_per_target"])[pos]
+            hr_all_after[pos] = np.asarray(before["hr_all_per_target"])[pos]
             accs.append((before["acc_hr"], before["acc_ndcg"]))
             poisoned, ev = train, before
         else:
@@ -233,6 +301,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
             model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
             ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
             hr_after[pos] = ev["hr_per_target"]
+            hr_all_after[pos] = ev["hr_all_per_target"]
             accs.append((ev["acc_hr"], ev["acc_ndcg"]))
         if detector is None:
             continue
@@ -251,6 +320,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         det_stats.append(stats)
         if not mask.any():  # nobody removed: the figures without detection stand
             hr_det[pos] = np.asarray(ev["hr_per_target"])[pos] if ev is before else ev["hr_per_target"]
+            hr_all_det[pos] = np.asarray(ev["hr_all_per_target"])[pos] if ev is before else ev["hr_all_per_target"]
             det_accs.append((ev["acc_hr"], ev["acc_ndcg"]))
             continue
         kept_normal = np.flatnonzero(~mask[: train.n_normal])
@@ -261,6 +331,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         model_d = timed("fit_detected", fit_d)
         ev_d = timed("evaluate", lambda: _evaluate(model_d, split, group, spec.k, split.test_items[kept_normal]))
         hr_det[pos] = ev_d["hr_per_target"]
+        hr_all_det[pos] = ev_d["hr_all_per_target"]
         det_accs.append((ev_d["acc_hr"], ev_d["acc_ndcg"]))
     after = {
         "hr": _mean(hr_after),
@@ -285,6 +356,9 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         "hr_after": after["hr"],
         "hr_per_target_before": before["hr_per_target"],
         "hr_per_target_after": after["hr_per_target"],
+        # the same hits over all normal users, those who rated the target included (Huang et al.)
+        "hr_all_before": _mean(np.asarray(before["hr_all_per_target"], dtype=float)),
+        "hr_all_after": _mean(hr_all_after),
         "accuracy_before": {"hr": before["acc_hr"], "ndcg": before["acc_ndcg"]},
         "accuracy_after": {"hr": after["acc_hr"], "ndcg": after["acc_ndcg"]},
         "victim_params": spec.victim_params,
@@ -305,6 +379,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
             result["detection_train"] = fitted.train_info_
         result["hr_after_detection"] = _mean(hr_det)
         result["hr_per_target_after_detection"] = hr_det.tolist()
+        result["hr_all_after_detection"] = _mean(hr_all_det)
         result["accuracy_after_detection"] = {"hr": float(np.mean([a[0] for a in det_accs])), "ndcg": float(np.mean([a[1] for a in det_accs]))}
     result["seconds"] = {k_: round(v, 4) for k_, v in seconds.items()}
     if return_fakes:

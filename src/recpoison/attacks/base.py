@@ -27,6 +27,11 @@ class Attack(Component):
 
     #: False only for the no-attack baseline, which injects nobody.
     injects: ClassVar[bool] = True
+    #: True when the attack makes its fake users one after the other and draws its randomness per
+    #: user, so that, from the same ``rng``, the first m fake users of a run of n >= m are exactly a
+    #: run of m. The pipeline then derives the attack's random stream without the attack size and
+    #: serves every smaller size of a cell group from the largest run (tested per attack).
+    prefix_stable: ClassVar[bool] = False
 
     def memory_bytes(self, n_users: int, n_items: int) -> int:
         """Rough memory estimate of an attack that trains a surrogate MF of width ``d`` by batched

@@ -184,6 +184,7 @@ class _Surrogate(torch.nn.Module):
 )
 class DLNCFAttack(Attack):
     Config = DLNCFConfig
+    prefix_stable = True  # one fake user after the other; nothing depends on how many follow
 
     # ------------------------------------------------------------------ training pieces
     def _epoch(self, model, opt, m: sp.csr_matrix, rng: np.random.Generator) -> float:
@@ -314,6 +315,9 @@ class DLNCFAttack(Attack):
     def _generate(self, view, targets, n_fake, n_filler, rng):
         c = self.config
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        # the filler ratings come from their own stream, drawn user after user at the end: the first
+        # m fake users of a run of n are then exactly a run of m (``prefix_stable``)
+        rating_rng = np.random.default_rng(int(rng.integers(2**63)))
         base = view.matrix.copy()
         base.data = np.ones_like(base.data)
         n_normal, n_items = view.n_normal, view.n_items
@@ -367,7 +371,7 @@ class DLNCFAttack(Attack):
             vals = np.full(f_cols.size, view.r_max)
         else:
             mean, std = view.item_stats()
-            vals = view.to_scale(rng.normal(mean[f_cols], std[f_cols]))
+            vals = view.to_scale(rating_rng.normal(mean[f_cols], std[f_cols]))
         rows = np.concatenate([f_rows, np.repeat(np.arange(n_fake), len(targets))])
         cols = np.concatenate([f_cols, np.tile(targets, n_fake)])
         data = np.concatenate([vals, np.full(n_fake * len(targets), 1.0 if view.implicit else view.r_max)])

@@ -81,6 +81,7 @@ def sweep(
     *,
     force: bool = False,
     list_all: bool = False,
+    fakes_dir: Path | None = None,
 ) -> int:
     """Validate ``spec_path`` and its data, then run it (or summarise its cells); returns the exit
     status: 0 all cells done, 1 some failed, 130 / 143 interrupted by Ctrl-C / SIGTERM."""
@@ -101,12 +102,14 @@ def sweep(
     check_store_file(run_dir / DB_NAME)  # a foreign or corrupt store: refused before any work
     ex = None if dry_run else make_executor(executor, workers, address)
     check_data(spec)
+    if fakes_dir is not None and Path(fakes_dir).exists() and not Path(fakes_dir).is_dir():
+        raise ConfigError(f"--fakes {excerpt(fakes_dir, 120)} is a file, not a folder; give a folder (it is created if missing)")
     if dry_run:
         print_cells(spec, run_dir, out, list_all=list_all)
         return 0
     previous = _install_sigterm()
     try:
-        summary = run_sweep(spec, run_dir, ex, progress=not quiet, console=err, force=force)
+        summary = run_sweep(spec, run_dir, ex, progress=not quiet, console=err, force=force, fakes_dir=fakes_dir)
     except KeyboardInterrupt as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the message
         kept = 0

@@ -71,13 +71,15 @@ def _error_text(exc: BaseException) -> str:
     return one_line(f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__)
 
 
-def run_task(task: Task, emit: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Run the cells of one task with one shared CellCache; a failing cell does not stop the rest."""
+def run_task(task: Task, emit: Callable[[Outcome], None] | None = None, fakes_dir: str | None = None) -> list[Outcome]:
+    """Run the cells of one task with one shared CellCache (fake profiles also kept in
+    ``fakes_dir``); a failing cell does not stop the rest. The larger attack sizes run first, so that
+    a prefix-stable attack's smaller sizes are served from the larger run."""
     from ..pipeline import CellCache, CellSpec, run_cell
 
-    cache = CellCache()
+    cache = CellCache(fakes_dir)
     outcomes = []
-    for key, params in task:
+    for key, params in sorted(task, key=lambda kp: -float(kp[1].get("attack_size", 0.0))):
         started = now_iso()
         t0 = time.perf_counter()
         try:
@@ -100,10 +102,12 @@ class InlineExecutor:
 
     name = "inline"
     slots = 1
+    #: where the tasks keep fake profiles (set by the sweep runner to RUN/fakes); None: memory only
+    fakes_dir: str | None = None
 
     def run(self, tasks: list[Task], on_outcome: Callable[[Outcome], None]) -> None:
         for task in tasks:
-            run_task(task, on_outcome)
+            run_task(task, on_outcome, self.fakes_dir)
 
 
 # ---------------------------------------------------------------------------------- processes
@@ -181,14 +185,15 @@ def stop_pool(pool) -> None:
             pass
 
 
-def _worker_task(task: Task) -> list[Outcome]:
-    return run_task(task, _QUEUE.put)
+def _worker_task(task: Task, fakes_dir: str | None = None) -> list[Outcome]:
+    return run_task(task, _QUEUE.put, fakes_dir)
 
 
 class ProcessExecutor:
     """Run tasks in ``workers`` local processes ('spawn' context), each with cores // workers threads."""
 
     name = "processes"
+    fakes_dir: str | None = None
 
     def __init__(self, workers: int, threads: int | None = None) -> None:
         if workers < 1:
@@ -214,7 +219,7 @@ class ProcessExecutor:
             initargs=(q, self.threads, os.getpid()),
         )
         try:
-            pending = {pool.submit(_worker_task, t): t for t in tasks}
+            pending = {pool.submit(_worker_task, t, self.fakes_dir): t for t in tasks}
             while pending:
                 try:
                     deliver(q.get(timeout=0.2))
@@ -245,11 +250,11 @@ class ProcessExecutor:
 
 
 # ---------------------------------------------------------------------------------- ray
-def _ray_task(task: Task, threads: int) -> list[Outcome]:
+def _ray_task(task: Task, threads: int, fakes_dir: str | None = None) -> list[Outcome]:
     import torch
 
     torch.set_num_threads(threads)
-    return run_task(task)
+    return run_task(task, fakes_dir=fakes_dir)
 
 
 def import_ray():
@@ -269,6 +274,8 @@ class RayExecutor:
     """
 
     name = "ray"
+    #: a folder the Ray workers can write (shared storage on a cluster); unwritable: memory only
+    fakes_dir: str | None = None
 
     def __init__(self, address: str | None = "auto", slots: int | None = None) -> None:
         self.ray = import_ray()
@@ -286,7 +293,7 @@ class RayExecutor:
     def run(self, tasks: list[Task], on_outcome: Callable[[Outcome], None]) -> None:
         ray = self.ray
         remote = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
-        refs = {remote.remote(t, 1): t for t in tasks}
+        refs = {remote.remote(t, 1, self.fakes_dir): t for t in tasks}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)

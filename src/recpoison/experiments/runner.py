@@ -95,11 +95,14 @@ def run_sweep(
     progress: bool = True,
     console: Any = None,
     force: bool = False,
+    fakes_dir: str | Path | None = None,
 ) -> SweepSummary:
     """Run the cells of ``spec`` not yet done in ``run_dir``; returns counts and the failures.
 
     The folder is locked while the sweep runs; a folder holding a different spec's run is refused
-    unless ``force`` (see :func:`check_same_spec`).
+    unless ``force`` (see :func:`check_same_spec`). Fake profiles are kept in ``fakes_dir``
+    (default ``run_dir/fakes``) and reused by every cell, resumption or sweep that needs the same
+    attack run (:class:`~recpoison.pipeline.CellCache`).
     """
     from .executors import InlineExecutor
 
@@ -110,10 +113,10 @@ def run_sweep(
     with lock_run_dir(run_dir):
         if not force:
             check_same_spec(spec, run_dir)
-        return _run_locked(spec, run_dir, executor, progress, console, t0)
+        return _run_locked(spec, run_dir, executor, progress, console, t0, Path(fakes_dir) if fakes_dir else run_dir / "fakes")
 
 
-def _run_locked(spec: SweepSpec, run_dir: Path, executor: Any, progress: bool, console: Any, t0: float) -> SweepSummary:
+def _run_locked(spec: SweepSpec, run_dir: Path, executor: Any, progress: bool, console: Any, t0: float, fakes_dir: Path) -> SweepSummary:
     from .executors import plan_tasks
 
     with Store(run_dir) as store:
@@ -130,6 +133,8 @@ def _run_locked(spec: SweepSpec, run_dir: Path, executor: Any, progress: bool, c
         version = code_version()
         by_key = {c.key: c for c in todo}
         tasks = plan_tasks(todo, getattr(executor, "slots", 1))
+        # fake profiles outlive the workers: resumed sweeps and other workers reuse them
+        executor.fakes_dir = str(fakes_dir)
 
         bar = task_id = None
         if progress:
