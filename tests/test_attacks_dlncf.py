@@ -15,6 +15,64 @@ class TestDLNCF(AttackTests):
     params = FAST
 
 
+class TestDLNCFWithWRMFSurrogate(AttackTests):
+    name = "dl-ncf"
+    params = {**FAST, "surrogate": "wrmf", "wrmf_epochs": 5, "wrmf_warm_epochs": 2}
+
+
+def test_wrmf_surrogate_fits_and_its_poison_loss_decreases():
+    """surrogate=wrmf: pre-training lowers the weighted squared error, and the poison rounds lower
+    the hinge sum of every fake user."""
+    import torch
+
+    from recpoison.attacks.dl_ncf import _Surrogate
+
+    view = planted_blocks(seed=5)
+    a = attacks.make("dl-ncf", surrogate="wrmf", wrmf_epochs=30, rounds=4, select_epoch=False)
+    m = view.matrix.copy()
+    m.data[:] = 1
+    model = _Surrogate(m.shape[0], m.shape[1], a.config, torch.Generator().manual_seed(0))
+    opt = a._optimizer(model)
+    rng = np.random.default_rng(0)
+    losses = [a._epoch(model, opt, m, rng) for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+    target = np.argsort(view.item_counts(), kind="stable")[:1]
+    a.generate(view, target, 3, 10, np.random.default_rng(0))
+    losses = np.array(a.poison_losses_)
+    assert losses.shape == (3, 4) and np.all(losses[:, -1] < losses[:, 0])
+
+
+def test_poison_loss_gradient_equals_the_full_score_graph():
+    """The poison loss differentiates only each user's K-th item and the targets: its value and
+    gradient equal those of the loss written over all (user, item) log-probabilities (eq. (4))."""
+    import torch
+
+    from recpoison.attacks.dl_ncf import _Surrogate
+
+    view = planted_blocks(seed=5)
+    m = view.matrix.copy()
+    m.data[:] = 1
+    a = attacks.make("dl-ncf")
+    c = a.config
+    model = _Surrogate(m.shape[0], m.shape[1], c, torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    opt = a._optimizer(model)
+    for _ in range(3):
+        a._epoch(model, opt, m, rng)
+    users, targets = np.arange(60, dtype=np.int64), np.array([3, 40])
+    tu, tt = torch.from_numpy(users), torch.from_numpy(targets)
+    seen = torch.from_numpy(m[users].toarray() != 0)
+    logp = torch.nn.functional.logsigmoid(model.all_logits(tu))
+    log_sk = torch.topk(logp.masked_fill(seen, -torch.inf), c.k, dim=1).values[:, -1]
+    full = (torch.clamp(log_sk[:, None] - logp[:, tt], min=-c.kappa) * ~seen[:, tt]).sum()
+    fast = a.poison_loss(model, m, users, targets)
+    g_full = torch.autograd.grad(full, list(model.parameters()))
+    g_fast = torch.autograd.grad(fast, list(model.parameters()))
+    assert float(fast.detach()) == pytest.approx(float(full.detach()), rel=1e-5)
+    scale = max(float(g.abs().max()) for g in g_full)
+    assert max(float((x - y).abs().max()) for x, y in zip(g_full, g_fast)) < 1e-5 * scale
+
+
 @pytest.fixture(scope="module")
 def planted_run():
     """18 fake users (15%) promoting one rarely rated item of the planted data, 10 fillers each."""

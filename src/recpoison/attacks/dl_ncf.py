@@ -48,7 +48,14 @@ Departures, each for speed or soundness, each a parameter:
   clipped (seed 001 Algorithm 2's disguise; ``filler_ratings=disguise``), or r_max
   (``filler_ratings=max``). This is our assumption: Huang et al. assign no ratings.
 - **Surrogate** (``surrogate``): ``ncf`` (NeuMF, the paper's) or ``gmf`` (its GMF branch alone), for
-  transfer studies; the victim may be any model.
+  transfer studies; the victim may be any model. ``wrmf``: a dense WRMF trained as seed 003's code
+  trains its surrogate (REFERENCES.md §2.3: P, Q ~ N(0, 0.1^2), d = 64, scores P Q^T without biases,
+  the weighted squared error over *all* (user, item) pairs with weight 20 on interactions and 1 on
+  the rest, Adam with learning rate 1e-2 and weight decay 1e-5, one full-batch step per epoch,
+  ``wrmf_epochs`` = 100 pre-training epochs, ``wrmf_warm_epochs`` = 10); step (c) is one such
+  epoch. Huang et al.'s loss is written for predicted probabilities; WRMF predicts scores, so for
+  this surrogate the score plays the logit's part (``log sigmoid(score)`` in the hinge,
+  ``sigmoid(score)`` in ``||y_v||^2`` and for the fillers): our choice, the paper has no WRMF.
 
 The surrogate reads only the attacker's ``view``, with ratings turned into interactions (any rating
 is a positive, as the reference binarises).
@@ -78,7 +85,7 @@ class DLNCFConfig:
     delta: float = 0.9
     rounds: int = 5
     k: int = 10
-    surrogate: Literal["ncf", "gmf"] = "ncf"
+    surrogate: Literal["ncf", "gmf", "wrmf"] = "ncf"
     factors: int = 8
     mlp: tuple[int, ...] = (64, 32, 16, 8)
     lr: float = 1e-3
@@ -92,10 +99,19 @@ class DLNCFConfig:
     filler_ratings: Literal["disguise", "max"] = "disguise"
     init_std: float = 0.01
     seed: int = 0
+    #: the WRMF surrogate (``surrogate=wrmf``): seed 003's code (REFERENCES.md §2.3)
+    wrmf_d: int = 64
+    wrmf_lr: float = 1e-2
+    wrmf_weight_decay: float = 1e-5
+    wrmf_pos_weight: float = 20.0
+    wrmf_init_std: float = 0.1
+    wrmf_epochs: int = 100
+    wrmf_warm_epochs: int = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mlp", tuple(int(x) for x in self.mlp))
-        for name in ("lam", "eta", "kappa", "lr", "init_std"):
+        check(self.surrogate in ("ncf", "gmf", "wrmf"), f"dl-ncf: surrogate={self.surrogate!r} must be ncf, gmf or wrmf")
+        for name in ("lam", "eta", "kappa", "lr", "init_std", "wrmf_lr", "wrmf_weight_decay", "wrmf_pos_weight", "wrmf_init_std"):
             check(getattr(self, name) >= 0 and np.isfinite(getattr(self, name)), f"dl-ncf: {name}={getattr(self, name)} must be a finite number >= 0")
         check(0 < self.delta <= 1, f"dl-ncf: delta={self.delta} must be in (0, 1]")
         check(self.rounds >= 0, f"dl-ncf: rounds={self.rounds} must be >= 0")
@@ -105,7 +121,8 @@ class DLNCFConfig:
               f"dl-ncf: mlp={self.mlp} needs >= 2 positive widths, the first even")
         for name in ("batch_size", "n_neg", "user_batch"):
             check(getattr(self, name) >= 1, f"dl-ncf: {name}={getattr(self, name)} must be at least 1")
-        for name in ("pretrain_epochs", "warm_epochs", "seed"):
+        check(self.wrmf_d >= 1, f"dl-ncf: wrmf_d={self.wrmf_d} must be at least 1")
+        for name in ("pretrain_epochs", "warm_epochs", "seed", "wrmf_epochs", "wrmf_warm_epochs"):
             check(getattr(self, name) >= 0, f"dl-ncf: {name}={getattr(self, name)} must be >= 0")
 
 
@@ -114,6 +131,13 @@ class _Surrogate(torch.nn.Module):
 
     def __init__(self, n_users: int, n_items: int, c: DLNCFConfig, gen: torch.Generator) -> None:
         super().__init__()
+        self.wrmf = c.surrogate == "wrmf"
+        if self.wrmf:  # P Q^T, no biases (seed 003's code)
+            self.std = c.wrmf_init_std
+            self.with_mlp = False
+            self.Pg = torch.nn.Parameter(self._normal(gen, n_users, c.wrmf_d))
+            self.Qg = torch.nn.Parameter(self._normal(gen, n_items, c.wrmf_d))
+            return
         self.std = c.init_std
         self.with_mlp = c.surrogate == "ncf"
         d, half = c.factors, c.mlp[0] // 2
@@ -150,6 +174,8 @@ class _Surrogate(torch.nn.Module):
         return x
 
     def pair_logits(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        if self.wrmf:
+            return (self.Pg[u] * self.Qg[i]).sum(dim=1)
         d = self.Pg.shape[1]
         out = (self.Pg[u] * self.Qg[i]) @ self.h[:d] + self.b
         if self.with_mlp:
@@ -161,6 +187,8 @@ class _Surrogate(torch.nn.Module):
 
     def all_logits(self, users: torch.Tensor) -> torch.Tensor:
         """(len(users), n_items) logits, the MLP's first layer split into user and item halves."""
+        if self.wrmf:
+            return self.Pg[users] @ self.Qg.T
         d = self.Pg.shape[1]
         out = (self.Pg[users] * self.h[:d]) @ self.Qg.T + self.b
         if self.with_mlp:
@@ -188,8 +216,17 @@ class DLNCFAttack(Attack):
 
     # ------------------------------------------------------------------ training pieces
     def _epoch(self, model, opt, m: sp.csr_matrix, rng: np.random.Generator) -> float:
-        """One epoch of the binary cross-entropy with ``n_neg`` fresh negatives per positive."""
+        """One epoch of the binary cross-entropy with ``n_neg`` fresh negatives per positive; for the
+        WRMF surrogate, one full-batch step on the weighted squared error over all pairs."""
         c = self.config
+        if model.wrmf:
+            r = torch.from_numpy(m.toarray() != 0).to(torch.float32)
+            w = 1.0 + (c.wrmf_pos_weight - 1.0) * r
+            loss = (w * (r - model.Pg @ model.Qg.T) ** 2).sum() / m.shape[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return float(loss.detach())
         keys = positive_keys(m)
         u = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)).astype(np.int64)
         i = m.indices.astype(np.int64)
@@ -293,9 +330,14 @@ class DLNCFAttack(Attack):
         top = torch.topk(s, min(k, s.shape[1]), dim=1).indices.numpy()
         return float((top == val[users, None]).any(axis=1).mean())
 
-    def _pretrain(self, model, m: sp.csr_matrix, n_normal: int, epochs: int, rng, select: bool):
+    def _optimizer(self, model) -> Adam:
         c = self.config
-        opt = Adam(model.parameters(), lr=c.lr)
+        if model.wrmf:
+            return Adam(model.parameters(), lr=c.wrmf_lr, weight_decay=c.wrmf_weight_decay)
+        return Adam(model.parameters(), lr=c.lr)
+
+    def _pretrain(self, model, m: sp.csr_matrix, n_normal: int, epochs: int, rng, select: bool):
+        opt = self._optimizer(model)
         if not select or epochs == 0:
             for _ in range(epochs):
                 self._epoch(model, opt, m, rng)
@@ -345,13 +387,13 @@ class DLNCFAttack(Attack):
                 v = m.shape[0] - 1
                 if pre is None or c.fresh_surrogate:
                     model = _Surrogate(m.shape[0], n_items, c, gen)
-                    model = self._pretrain(model, m, n_normal, c.pretrain_epochs, rng, c.select_epoch)
+                    model = self._pretrain(model, m, n_normal, c.wrmf_epochs if model.wrmf else c.pretrain_epochs, rng, c.select_epoch)
                 else:
                     model = pre
                     model.add_user(gen)
-                    self._pretrain(model, m, n_normal, c.warm_epochs, rng, select=False)
+                    self._pretrain(model, m, n_normal, c.wrmf_warm_epochs if model.wrmf else c.warm_epochs, rng, select=False)
                 pre = copy.deepcopy(model)
-                opt = Adam(model.parameters(), lr=c.lr)
+                opt = self._optimizer(model)
                 best_hr = self._hit_ratio(model, m, n_normal, targets, c.k)
                 best_state = copy.deepcopy(model.state_dict())
                 losses = []
