@@ -57,6 +57,14 @@ Departures, each for speed or soundness, each a parameter:
   this surrogate the score plays the logit's part (``log sigmoid(score)`` in the hinge,
   ``sigmoid(score)`` in ``||y_v||^2`` and for the fillers): our choice, the paper has no WRMF.
 
+Implementation notes (no departure): step (a) finds each user's K-th item without gradients and
+then differentiates only the scores of that item and of the targets; a top-k passes its gradient to
+the selected entries alone, so this is the same value and gradient as differentiating all (user,
+item) scores (a test checks it), at 2 pairs per user instead of n_items. The attack is
+``prefix_stable``: nothing depends on how many fake users follow (the filler ratings come from a
+stream of their own, drawn in user order), so a run of n fake users starts with the run of m < n,
+and the pipeline serves the smaller attack sizes of a sweep from the largest run.
+
 The surrogate reads only the attacker's ``view``, with ratings turned into interactions (any rating
 is a positive, as the reference binarises).
 """
