@@ -72,6 +72,7 @@ is a positive, as the reference binarises).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -386,6 +387,8 @@ class DLNCFAttack(Attack):
         self.poison_losses_: list[list[float]] = []
         self.target_hr_: list[float] = []
         pre = None  # the pre-poison surrogate state (warm starts)
+        t0 = time.perf_counter()
+        self.seconds_: list[float] = []  # wall time since the start when each fake user was finished
         with training_threads(True):
             for j in range(n_fake):
                 # data: normal users, the finished fake users, and v = this fake user (targets only)
@@ -422,6 +425,7 @@ class DLNCFAttack(Attack):
                 if np.all(P[others] < 1):
                     P[:] = 1.0
                 chosen_rows.append(chosen)
+                self.seconds_.append(time.perf_counter() - t0)
         f_rows = np.repeat(np.arange(n_fake), [len(x) for x in chosen_rows])
         f_cols = np.concatenate(chosen_rows).astype(np.int64) if chosen_rows else np.zeros(0, np.int64)
         if view.implicit:
