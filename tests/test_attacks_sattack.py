@@ -184,12 +184,72 @@ def test_eq15_gradient_matches_finite_differences(problem):
         assert abs(fd - g[i]) <= 1e-5 * max(1.0, abs(fd)), (i, fd, g[i])
 
 
-def test_fillers_follow_w_and_targets_get_r_max(small):
+def test_fillers_follow_w_and_targets_get_r_max(small, monkeypatch):
+    """Each fake user's fillers are the n largest entries of the w_v solve_w returned for it (ties at
+    the n-th value broken at random), the target gets r_max."""
     from recpoison.attacks import ATTACKS
+    from recpoison.attacks._sattack import SAttack
 
     data, _ = small
+    solved = []
+    real = SAttack.solve_w
+
+    def record(self, *args, **kw):
+        w = real(self, *args, **kw)
+        solved.append(w.copy())
+        return w
+
+    monkeypatch.setattr(SAttack, "solve_w", record)
     a = ATTACKS.make("s-tna-inf", d=3, reg=REG, sweeps=50, delta=20, steps=20, b=0.5)
     fake = a.generate(data, np.array([7]), 4, 5, np.random.default_rng(0))
     m = fake.matrix.toarray()
     assert (m[:, 7] == 5).all()
     assert ((m > 0).sum(1) == 6).all()
+    assert len(solved) == 4
+    for row, w in zip(m, solved):
+        fillers = np.flatnonzero(row > 0)
+        fillers = fillers[fillers != 7]
+        w = w.copy()
+        w[7] = -np.inf
+        nth = np.sort(w)[-5]
+        assert (w[fillers] >= nth).all() and (w > nth).sum() <= 5
+    assert any(np.count_nonzero(w[np.arange(len(w)) != 7]) > 0 for w in solved)  # w moved: fillers are chosen, not drawn
+
+
+def test_wmw_derivative_has_no_cancellation():
+    """g'(x) = exp(-|x|) / (1 + exp(-|x|))^2 is positive wherever the true value exceeds 1e-300 and
+    equals g (1 - g) where that product does not cancel (issue 9: it rounded to 0 past x ~ 37)."""
+    from recpoison.attacks._sattack import _sigmoid, _sigmoid_prime
+
+    x = np.array([40.0, 100.0, 400.0, 690.0])
+    np.testing.assert_allclose(_sigmoid_prime(x), np.exp(-x), rtol=1e-12)
+    np.testing.assert_allclose(_sigmoid_prime(-x), np.exp(-x), rtol=1e-12)
+    assert (_sigmoid_prime(x) > 1e-300).all()
+    y = np.linspace(-8, 8, 81)  # where the product form is still accurate
+    np.testing.assert_allclose(_sigmoid_prime(y), _sigmoid(y) * (1 - _sigmoid(y)), rtol=1e-9)
+
+
+def test_solve_w_moves_on_ml100k_at_the_papers_b_for_an_unpopular_target():
+    """ML-100K, b = 0.01 (seed 001's width), an item with a single rating as the target: the
+    optimiser takes steps (w gets filler mass) instead of stopping at its first step with a zero
+    gradient, which the product form g (1 - g) gave for every score gap above 0.37."""
+    from recpoison import datasets
+    from recpoison.attacks import ATTACKS
+    from recpoison.attacks._sattack import FakeUserProblem
+
+    data = datasets.load("ml-100k")
+    counts = data.item_counts()
+    target = np.array([int(np.flatnonzero(counts == 1)[0])])
+    a = ATTACKS.make("s-tna-rand", b=0.01, steps=10)
+    model = MF(d=a.config.d, reg=a.config.reg, sweeps=a.config.sweeps, seed=0).fit(data)
+    S, h = a.influential_users(model, data, target, np.random.default_rng(0))
+    w = a.solve_w(model, data, S, h, target)
+    others = np.setdiff1d(np.arange(data.n_items), target)
+    assert np.count_nonzero(w[others]) >= 10
+    prob = FakeUserProblem(model, data, S, h, target, a.config.top_n, a.config.eta, a.config.b)
+    w0 = np.zeros(data.n_items)
+    w0[target] = data.r_max
+    _, g0 = prob.loss_and_grad(w0)  # the WMW part of the gradient at the start (targets fixed, no l1 at 0)
+    assert np.count_nonzero(g0[others]) > 0
+    assert g0[others] @ (w - w0)[others] < 0  # the optimiser moved w along a descent direction
+    # (the loss itself is flat at b = 0.01: every g is 1 to within float64, so its change is invisible)

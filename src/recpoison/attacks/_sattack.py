@@ -14,7 +14,11 @@ otherwise. The ``n`` items with the largest ``w_vi`` become fillers, rated from
 ``N(mu_i, sigma_i^2)`` (item mean and variance over normal users), the target gets ``r_max``
 (Algorithm 2, lines 5-7), the fake user is appended and the surrogate MF retrained.
 
-Gradient (eqs. 15-21). ``d g(delta)/d delta = g (1 - g) / b``; ``d r_hat_ui / d w_v`` from eq. (16)
+Gradient (eqs. 15-21). ``d g(delta)/d delta = g (1 - g) / b``, computed as
+``exp(-|x|) / (1 + exp(-|x|))^2 / b`` with ``x = delta / b``: the product ``g (1 - g)`` rounds to
+exactly 0 in float64 once ``x`` exceeds about 37 (``g`` rounds to 1), while the true value
+``~exp(-x) / b`` is representable up to ``x`` of about 745; with ``b = 0.01`` the product form gave no
+gradient for any score gap above 0.37, and ``solve_w`` stopped at its first step (issue 9); ``d r_hat_ui / d w_v`` from eq. (16)
 with ``d x_u / d w_v = 0`` (eq. 20) and ``d y_i / d w_vi = (lambda I + sum_{u in Omega_i} x_u x_u^T
 + z z^T)^{-1} z`` (eq. 21), zero for ``j != i``. ``z``, the fake user's factor in eq. (14), is
 ``(lambda I + Y^T Y)^{-1} Y^T w_v`` (its stationarity condition eq. 19 with ``Y`` fixed) and held
@@ -36,9 +40,8 @@ Departures and choices the paper leaves open (each is a parameter):
   rates the targets) and keep ``w_t = r_max`` throughout, since line 6 of Algorithm 2 rates the
   targets ``r_max`` whatever (6) gives them: the fillers are chosen for that profile. The
   subgradient of ``|w_i|`` at 0 is taken as 0. With the paper's ``b = 0.01`` and MF scores on a
-  1-5 scale, ``g'`` underflows for every pair whose score gap exceeds a few tenths, so most of
-  the time no filler gets a descent direction and the fillers are drawn at random among the
-  tied items (measured in docs/sattack.md).
+  1-5 scale, ``g'`` is tiny (not zero) for pairs whose score gap exceeds a few tenths; the step is
+  normalised by the largest entry of the direction, so only the direction matters.
 * ``Gamma_u`` is recomputed from the retrained surrogate before each fake user and held fixed while
   ``w_v`` is optimised.
 * The surrogate is the attacker's MF (eq. 1) with the victim's ``d`` and ``lambda`` (full
@@ -226,7 +229,7 @@ class FakeUserProblem:
         g = _sigmoid(delta / self.b)
         wgt = (self.h[:, None] * self.valid)[:, :, None]
         loss = float((wgt * g).sum() + self.eta * np.abs(w).sum())
-        c = wgt * g * (1.0 - g) / self.b  # dg/d delta, weighted
+        c = wgt * _sigmoid_prime(delta / self.b) / self.b  # dg/d delta, weighted
         e_ui = np.einsum("ud,und->un", XS, s[gam])  # d r_ui / d w_i
         e_ut = XS @ s[T].T  # d r_ut / d w_t
         grad = np.zeros_like(w)
@@ -234,6 +237,13 @@ class FakeUserProblem:
         grad[T] -= np.einsum("unt,ut->t", c, e_ut)
         grad += self.eta * (w > 0)
         return loss, grad
+
+
+def _sigmoid_prime(x: np.ndarray) -> np.ndarray:
+    """``sigmoid'(x) = e / (1 + e)^2`` with ``e = exp(-|x|)``: no cancellation, > 0 wherever the
+    true value is representable (``|x|`` below about 745)."""
+    e = np.exp(-np.abs(x))
+    return e / (1.0 + e) ** 2
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
