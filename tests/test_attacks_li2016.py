@@ -161,3 +161,33 @@ def test_pga_and_sgld_promote_on_ml100k():
         res = run_cell(CellSpec(dataset="ml-100k", attack=name), cache)
         assert res["n_fake"] == 28
         assert res["hr_after"] > none["hr_after"] + 0.05, (name, res["hr_after"], none["hr_after"])
+
+
+def test_sgld_stays_inside_the_bounds_without_oscillating_on_a_low_variance_item():
+    """An item every normal user rates 3 (sigma floored at 0.1): the exact Ornstein-Uhlenbeck step
+    keeps its fake ratings near 3 at every step, inside (1, 5); the Euler step (factor
+    s / (2 sigma^2) = 5 > 2) overshoots and ends on the bounds (issue 9 finding 5)."""
+    view = planted_blocks(n_users=30, n_items=20, seed=1)
+    m = view.matrix.tocsr(copy=True)
+    m.data[m.indices == 5] = 3.0
+    view = view.with_matrix(m)
+    targets = np.array([3])
+    start = np.full((40, 20), 3.0)
+    start[:, 5] = 4.0  # one rating unit off the item's only value
+    start[:, targets] = 5
+
+    def trace(update):
+        sur = Surrogate(view, targets, 40, d=3, reg=2.0, dtype="float64", seed=0)
+        sur.set_fake(start)
+        sur.fit(20)
+        attack = make("sgld", d=3, reg=2.0, beta=0.0, update=update)
+        M, out = start.copy(), []
+        for i in range(8):
+            M, _ = attack._optimise(sur, M, view, targets, np.random.default_rng(i), 1)
+            out.append(M[:, 5].copy())
+        return np.array(out)
+
+    ou = trace("ou")
+    assert np.all(np.abs(ou - 3.0) < 0.6) and ou.min() > 1 and ou.max() < 5
+    euler = trace("euler")
+    assert np.mean((euler[-1] == 1) | (euler[-1] == 5)) > 0.5
