@@ -191,3 +191,23 @@ def test_sgld_stays_inside_the_bounds_without_oscillating_on_a_low_variance_item
     assert np.all(np.abs(ou - 3.0) < 0.6) and ou.min() > 1 and ou.max() < 5
     euler = trace("euler")
     assert np.mean((euler[-1] == 1) | (euler[-1] == 5)) > 0.5
+
+
+def test_pga_random_fillers_are_drawn_first_and_only_their_ratings_optimised():
+    """fillers=random (seed 001's PGA): the fillers do not depend on the optimisation (the same with
+    0 and with 6 steps), the ratings on them do, and they differ from Li et al.'s optimised fillers."""
+    view = planted_blocks(seed=3)
+    t = np.array([0])
+    kw = {"d": 4, "reg": 1.0, "fillers": "random"}
+
+    def run(**extra):
+        return make("pga", **{**kw, **extra}).generate(view, t, 8, 6, np.random.default_rng(5)).matrix.toarray()
+
+    still, moved = run(iters=0, refine_iters=0), run(iters=3, refine_iters=3)
+    assert np.array_equal(still != 0, moved != 0)
+    assert np.all((moved != 0).sum(axis=1) == 7) and np.all(moved[:, 0] == view.r_max)
+    assert not np.array_equal(still, moved)
+    optimised = make("pga", d=4, reg=1.0, iters=3, refine_iters=3).generate(view, t, 8, 6, np.random.default_rng(5)).matrix.toarray()
+    assert not np.array_equal(optimised != 0, moved != 0)
+    with pytest.raises(ConfigError, match="fillers"):
+        make("pga", fillers="best")

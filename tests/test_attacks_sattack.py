@@ -246,10 +246,24 @@ def test_solve_w_moves_on_ml100k_at_the_papers_b_for_an_unpopular_target():
     w = a.solve_w(model, data, S, h, target)
     others = np.setdiff1d(np.arange(data.n_items), target)
     assert np.count_nonzero(w[others]) >= 10
-    prob = FakeUserProblem(model, data, S, h, target, a.config.top_n, a.config.eta, a.config.b)
+    prob = FakeUserProblem(model, data, S, h, target, a.list_length(), a.config.eta, a.config.b)
     w0 = np.zeros(data.n_items)
     w0[target] = data.r_max
     _, g0 = prob.loss_and_grad(w0)  # the WMW part of the gradient at the start (targets fixed, no l1 at 0)
     assert np.count_nonzero(g0[others]) > 0
     assert g0[others] @ (w - w0)[others] < 0  # the optimiser moved w along a descent direction
     # (the loss itself is flat at b = 0.01: every g is 1 to within float64, so its change is invisible)
+
+
+def test_delta_is_a_count_or_a_fraction_of_the_users(small):
+    from recpoison.attacks import ATTACKS
+    from recpoison.errors import ConfigError
+
+    data, model = small  # 60 normal users
+    for delta, size in ((25, 25), (0.25, 15), (500, 60), (0.001, 1)):
+        a = ATTACKS.make("s-tna-rand", delta=delta)
+        S, h = a.influential_users(model, data, np.array([7]), np.random.default_rng(0))
+        assert len(S) == size == len(h) and len(set(S)) == size
+    for bad in (0, 2.5, -1):
+        with pytest.raises(ConfigError, match="delta"):
+            ATTACKS.make("s-tna-rand", delta=bad)

@@ -47,3 +47,29 @@ def test_hit_ratio_over_all_users_counts_raters_as_misses():
     topk = np.array([[2], [0], [0], [2]])  # users 1, 2 get item 0; user 0 rated it
     assert hit_ratio_from_topk(topk, data, np.array([0]))[0] == pytest.approx(2 / 2)
     assert hit_ratio_from_topk(topk, data, np.array([0]), denominator="all")[0] == pytest.approx(2 / 4)
+
+
+def test_attacks_that_optimise_a_top_k_list_receive_the_cells_k(monkeypatch):
+    """The S-attacks and dl-ncf get the cell's K (their list length unless pinned); K is part of the
+    fake-profile key only for them, so other attacks' profiles are shared across K."""
+    from recpoison import attacks as attacks_mod
+    from recpoison.pipeline import CellCache, CellSpec, run_cell
+
+    seen = []
+    real = attacks_mod.base.Attack.generate
+
+    def spy(self, view, targets, n_fake, n_filler, rng, k=None):
+        out = real(self, view, targets, n_fake, n_filler, rng, k=k)
+        seen.append((self.name, k, self.list_length() if self.k_param else None))
+        return out
+
+    monkeypatch.setattr(attacks_mod.base.Attack, "generate", spy)
+    cache = CellCache()
+    small = {"d": 4, "sweeps": 3, "warm_sweeps": 1, "steps": 2, "delta": 20}
+    for k in (5, 20):
+        run_cell(CellSpec(dataset="synthetic", victim="mostpop", attack="u-tna", attack_params=small, attack_size=0.01, n_targets=1, k=k), cache)
+        run_cell(CellSpec(dataset="synthetic", victim="mostpop", attack="random", attack_size=0.01, n_targets=1, k=k), cache)
+    assert ("u-tna", 5, 5) in seen and ("u-tna", 20, 20) in seen
+    assert [s for s in seen if s[0] == "random"] == [("random", 5, None)]  # the K=20 cell reused K=5's profiles
+    pinned = attacks_mod.make("u-tna", top_n=7, **small)
+    assert not pinned.uses_cell_k() and pinned.list_length() == 7

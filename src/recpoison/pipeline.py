@@ -287,8 +287,10 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         # fake profiles depend on the attacker's side only (not on the victim or K): cells that
         # differ only there share them through the cache
         fkey = ("fakes", spec.dataset, spec.implicit, spec.seed, spec.attack, _frozen(spec.attack_params)) + size_key + (
-                spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group))
-        fakes = timed("attack", lambda: cache.fakes(fkey, n_fake, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng), train, prefix))
+                spec.n_filler, spec.knowledge, spec.target_strategy, spec.n_targets, spec.target_mode, tuple(int(t) for t in group)) + (
+                (("k", spec.k),) if attack.uses_cell_k() else ())  # K only where the attack optimises a top-K list
+        fakes = timed("attack", lambda: cache.fakes(
+            fkey, n_fake, lambda: attack.generate(view, group, n_fake, spec.n_filler, rng, k=spec.k), train, prefix))
         fake_parts.append(fakes)
         pos = np.searchsorted(targets, group)
         if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
@@ -423,12 +425,12 @@ def _fit_detector(det, spec: CellSpec, train: Interactions, targets: np.ndarray,
             names = list(DEFAULT_TRAIN_ATTACKS)
     batch = cfg.train_batch or max(1, n_fake or int(round(spec.attack_size * train.n_normal)))
     tkey = ("det-train", spec.dataset, spec.implicit, spec.seed, tuple(names), _frozen({n: _frozen(p) for n, p in params.items()}),
-            n_targets, spec.n_filler, batch, cfg.n_train_fake, cfg.n_train_normal, tuple(int(t) for t in targets))
+            n_targets, spec.n_filler, batch, cfg.n_train_fake, cfg.n_train_normal, tuple(int(t) for t in targets), spec.k)
     fkey = tkey + ("features", cfg.features, cfg.degsim_k)
 
     def matrix():
         contexts, info = training_contexts(
-            train, names, n_targets, spec.n_filler, batch, targets, spec.seed, cfg.n_train_fake, cfg.n_train_normal, params)
+            train, names, n_targets, spec.n_filler, batch, targets, spec.seed, cfg.n_train_fake, cfg.n_train_normal, params, k=spec.k)
         x, y = det.training_matrix(contexts)  # the contexts (data copies) are not kept
         return x, y, info
 

@@ -63,7 +63,7 @@ from ..errors import ConfigError
 from ..interactions import Interactions
 from ..victims.base import topk_indices
 from ..victims.mf import RowBlocks, ridge_solve
-from .base import Attack, assemble
+from .base import Attack, assemble, non_targets
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,14 @@ class Li2016Config:
     cg_iters: int = 30
     cg_tol: float = 1e-4
     dtype: Literal["float32", "float64"] = "float32"
+    #: "optimised": Li et al.'s budget projection (the n largest absolute ratings after the dense
+    #: phase); "random": each fake user's fillers drawn uniformly among the non-targets first and
+    #: only their ratings optimised (seed 001 §5.1.3's PGA baseline: "generates filler items randomly")
+    fillers: Literal["optimised", "random"] = "optimised"
 
     def __post_init__(self) -> None:
         name = type(self).__name__.replace("Config", "").lower()
+        check(self.fillers in ("optimised", "random"), f"{name}: fillers={self.fillers!r} must be 'optimised' (Li et al.) or 'random' (seed 001's PGA)")
         check(self.d >= 1, f"{name}: d={self.d} must be at least 1")
         check(self.reg > 0, f"{name}: reg={self.reg} must be positive")
         check(self.fit_sweeps >= 1, f"{name}: fit_sweeps={self.fit_sweeps} must be at least 1")
@@ -265,6 +270,17 @@ class Li2016Attack(Attack):
         M = np.clip(rng.normal(mean, np.maximum(std, 1e-3), size=(n_fake, view.n_items)), lo, hi)
         M[:, targets] = hi
         seed = int(rng.integers(2**31 - 1))
+        if c.fillers == "random":  # seed 001 §5.1.3: random fillers, their ratings optimised
+            others = non_targets(view, targets)
+            items = np.sort(others[topk_indices(rng.random((n_fake, len(others))), min(n_filler, len(others)))], axis=1)
+            support = np.zeros(M.shape, dtype=bool)
+            np.put_along_axis(support, items, True, axis=1)
+            support[:, targets] = True
+            sur = Surrogate(view, targets, n_fake, c.d, c.reg, c.dtype, seed, support=support)
+            sur.set_fake(M)
+            sur.fit(c.fit_sweeps)
+            M, _ = self._optimise(sur, M, view, targets, rng, c.iters + c.refine_iters)
+            return assemble(view, items, np.take_along_axis(M, items, axis=1), targets)
         sur = Surrogate(view, targets, n_fake, c.d, c.reg, c.dtype, seed)
         sur.set_fake(M)
         sur.fit(c.fit_sweeps)

@@ -72,30 +72,35 @@ from .base import Attack, non_targets
 
 @dataclass(frozen=True)
 class SAttackConfig:
-    """Defaults: seed 001 §5.1.4 (d=64, Delta=400, eta=0.01, b=0.01, N=10); ``reg`` and ``sweeps``
-    are the MF victim's defaults (full knowledge); the optimiser settings are ours (see module)."""
+    """Defaults: seed 001 §5.1.4 (d=64, Delta=400, eta=0.01, b=0.01); ``top_n`` (N, the top-N list
+    of eq. (6)) unset is the K the cell measures (seed 001 uses N = 10); ``seed`` unset draws the
+    surrogate's initialisation from the cell's random stream; ``reg`` and ``sweeps`` are the MF
+    victim's defaults (full knowledge); the optimiser settings are ours (see module)."""
 
     d: int = 64
     reg: float = 7.0
     sweeps: int = 15
     warm_sweeps: int = 3
-    delta: int = 400
+    #: |S| for S-TNA-Rand / S-TNA-Inf: a count (>= 1; seed 001 uses 400) or a fraction of the normal
+    #: users (in (0, 1); 400 is 4.5% of seed 001's Music users, 42% of ML-100K's)
+    delta: float = 400
     eta: float = 0.01
     b: float = 0.01
-    top_n: int = 10
+    top_n: int | None = None
     steps: int = 50
     step: float = 0.2
     hessian: Literal["block", "exact"] = "block"
-    seed: int = 0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         check(self.d >= 1, f"d={self.d} must be at least 1")
         check(self.reg > 0, f"reg={self.reg} must be positive")
         check(self.sweeps >= 1 and self.warm_sweeps >= 1, "sweeps and warm_sweeps must be at least 1")
-        check(self.delta >= 1, f"delta={self.delta} must be at least 1 (size of the influential user set)")
+        check((0 < self.delta < 1) or (self.delta >= 1 and float(self.delta).is_integer()),
+              f"delta={self.delta} must be a whole count >= 1 or a fraction of the users in (0, 1)")
         check(self.eta >= 0, f"eta={self.eta} must be >= 0")
         check(self.b > 0, f"b={self.b} must be positive (width of the WMW loss)")
-        check(self.top_n >= 1, f"top_n={self.top_n} must be at least 1")
+        check(self.top_n is None or self.top_n >= 1, f"top_n={self.top_n} must be at least 1 (or unset: the cell's K)")
         check(self.steps >= 0, f"steps={self.steps} must be >= 0")
         check(self.step > 0, f"step={self.step} must be positive")
         check(self.hessian in ("block", "exact"), f"hessian={self.hessian!r}: use 'block' or 'exact'")
@@ -105,13 +110,16 @@ class SAttack(Attack):
     """Algorithm 2 of seed 001 with a pluggable choice of users ``S`` and weights ``h``."""
 
     Config = SAttackConfig
+    k_param = "top_n"
     #: "all" (U-TNA), "random" (S-TNA-Rand), "influence" (S-TNA-Inf), "weights" (Weighting)
     users: ClassVar[str] = "influence"
 
     # -------------------------------------------------------------------------------- Algorithm 2
     def _generate(self, view, targets, n_fake, n_filler, rng):
         c = self.config
-        surrogate = MF(d=c.d, reg=c.reg, sweeps=c.sweeps, seed=c.seed)
+        # the surrogate's initialisation comes from the cell's random stream unless ``seed`` pins it
+        seed = c.seed if c.seed is not None else int(rng.integers(2**31 - 1))
+        surrogate = MF(d=c.d, reg=c.reg, sweeps=c.sweeps, seed=seed)
         surrogate.fit(view)
         S, h = self.influential_users(surrogate, view, targets, rng)  # line 1
         mean, std = view.item_stats()
@@ -138,14 +146,21 @@ class SAttack(Attack):
         n = view.n_normal
         if self.users == "all":
             return np.arange(n), np.ones(n)
+        size = self.delta_count(n)
         if self.users == "random":
-            return np.sort(rng.choice(n, size=min(c.delta, n), replace=False)), np.ones(min(c.delta, n))
+            return np.sort(rng.choice(n, size=size, replace=False)), np.ones(size)
         pi = self.user_influence(model, view, targets)
         if self.users == "weights":
             total = pi.sum()
             return np.arange(n), (pi / total if total > 0 else np.full(n, 1.0 / n))
-        S = greedy_select(additive_set_influence(pi), n, c.delta, rng)
+        S = greedy_select(additive_set_influence(pi), n, size, rng)
         return np.sort(S), np.ones(len(S))
+
+    def delta_count(self, n_normal: int) -> int:
+        """|S|: ``delta`` users, or ``round(delta * n_normal)`` (at least 1) for a fraction; at most all."""
+        d = self.config.delta
+        size = max(1, int(round(d * n_normal))) if d < 1 else int(d)
+        return min(size, n_normal)
 
     def user_influence(self, model: MF, view: Interactions, targets) -> np.ndarray:
         """``pi(k) = sum_t pi(k, t)`` (eq. 8) for the normal users."""
@@ -164,7 +179,7 @@ class SAttack(Attack):
     def solve_w(self, model: MF, data: Interactions, S: np.ndarray, h: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Projected subgradient descent on eq. (6) for one fake user; returns ``w_v``."""
         c = self.config
-        problem = FakeUserProblem(model, data, S, h, targets, c.top_n, c.eta, c.b)
+        problem = FakeUserProblem(model, data, S, h, targets, self.list_length(), c.eta, c.b)
         w = np.zeros(data.n_items)
         w[targets] = data.r_max
         free = np.ones(data.n_items, dtype=bool)

@@ -32,6 +32,23 @@ class Attack(Component):
     #: run of m. The pipeline then derives the attack's random stream without the attack size and
     #: serves every smaller size of a cell group from the largest run (tested per attack).
     prefix_stable: ClassVar[bool] = False
+    #: the config field of an attack that optimises a top-K list (``top_n`` for the S-attacks, ``k``
+    #: for dl-ncf): left at None, it is the K the cell measures (``generate(..., k=K)``; 10 when no K
+    #: is given), and K is then part of the fake-profile cache key; set, it pins the list length.
+    k_param: ClassVar[str | None] = None
+    #: the list length used when neither the config nor the caller gives one
+    DEFAULT_K: ClassVar[int] = 10
+
+    def uses_cell_k(self) -> bool:
+        """True when the fake profiles depend on the K given to ``generate``."""
+        return self.k_param is not None and getattr(self.config, self.k_param) is None
+
+    def list_length(self) -> int:
+        """The top-K list length this attack optimises (see ``k_param``)."""
+        configured = getattr(self.config, self.k_param) if self.k_param else None
+        if configured is not None:
+            return int(configured)
+        return int(getattr(self, "k_", None) or self.DEFAULT_K)
 
     def memory_bytes(self, n_users: int, n_items: int) -> int:
         """Rough memory estimate of an attack that trains a surrogate MF of width ``d`` by batched
@@ -47,7 +64,13 @@ class Attack(Component):
         n_fake: int,
         n_filler: int,
         rng: np.random.Generator,
+        k: int | None = None,
     ) -> Interactions:
+        """``n_fake`` fake users promoting ``targets`` with ``n_filler`` fillers each, drawn from
+        ``rng``; ``k``: the top-K length the cell measures (used by attacks with ``k_param``)."""
+        if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+            raise ConfigError(f"{self.name}: k={k!r} must be a whole number >= 1")
+        self.k_ = None if k is None else int(k)
         targets = np.unique(np.atleast_1d(np.asarray(targets, dtype=np.int64)))
         if targets.size == 0:
             raise ConfigError(f"{self.name}: at least one target item is needed")

@@ -20,7 +20,7 @@ made one at a time, each from a surrogate NeuMF that is *poison-trained* to rank
 
 Defaults are the reference code's *intended* values (its README command; its argparse defaults turn
 the attack off, REFERENCES.md §1.3): lambda = 1e-2, eta = 1e2, kappa = 1, delta = 0.9, 5 rounds,
-K = 10 (``k``), and its NeuMF (REFERENCES.md §1.2): 8 GMF factors, MLP 64-32-16-8 (32-wide user and
+K = 10 (``k``; unset, it is the K the cell measures, and 10 outside a cell), and its NeuMF (REFERENCES.md §1.2): 8 GMF factors, MLP 64-32-16-8 (32-wide user and
 item MLP embeddings), ReLU, embeddings N(0, 0.01), Adam with learning rate 1e-3, batch 256, 20
 pre-training epochs, 4 negatives per positive. The number of fillers ``n`` is the cell's
 ``n_filler`` (the reference's example: 30).
@@ -93,7 +93,7 @@ class DLNCFConfig:
     kappa: float = 1.0
     delta: float = 0.9
     rounds: int = 5
-    k: int = 10
+    k: int | None = None
     surrogate: Literal["ncf", "gmf", "wrmf"] = "ncf"
     factors: int = 8
     mlp: tuple[int, ...] = (64, 32, 16, 8)
@@ -124,7 +124,7 @@ class DLNCFConfig:
             check(getattr(self, name) >= 0 and np.isfinite(getattr(self, name)), f"dl-ncf: {name}={getattr(self, name)} must be a finite number >= 0")
         check(0 < self.delta <= 1, f"dl-ncf: delta={self.delta} must be in (0, 1]")
         check(self.rounds >= 0, f"dl-ncf: rounds={self.rounds} must be >= 0")
-        check(self.k >= 1, f"dl-ncf: k={self.k} must be at least 1")
+        check(self.k is None or self.k >= 1, f"dl-ncf: k={self.k} must be at least 1 (or unset: the cell's K)")
         check(self.factors >= 1, f"dl-ncf: factors={self.factors} must be at least 1")
         check(len(self.mlp) >= 2 and all(x >= 1 for x in self.mlp) and self.mlp[0] % 2 == 0,
               f"dl-ncf: mlp={self.mlp} needs >= 2 positive widths, the first even")
@@ -222,6 +222,7 @@ class _Surrogate(torch.nn.Module):
 class DLNCFAttack(Attack):
     Config = DLNCFConfig
     prefix_stable = True  # one fake user after the other; nothing depends on how many follow
+    k_param = "k"
 
     # ------------------------------------------------------------------ training pieces
     def _epoch(self, model, opt, m: sp.csr_matrix, rng: np.random.Generator) -> float:
@@ -285,7 +286,7 @@ class DLNCFAttack(Attack):
         # at 2 pairs per user instead of n_items
         with torch.no_grad():
             masked = model.all_logits(tu).masked_fill(seen, -torch.inf)
-            kth = torch.topk(masked, min(c.k, masked.shape[1]), dim=1).indices[:, -1]
+            kth = torch.topk(masked, min(self.list_length(), masked.shape[1]), dim=1).indices[:, -1]
         log_sk = torch.nn.functional.logsigmoid(model.pair_logits(tu, kth))
         pairs_u = tu.repeat_interleave(len(targets))
         pairs_t = tt.repeat(len(users))
@@ -405,13 +406,13 @@ class DLNCFAttack(Attack):
                     self._pretrain(model, m, n_normal, c.wrmf_warm_epochs if model.wrmf else c.warm_epochs, rng, select=False)
                 pre = copy.deepcopy(model)
                 opt = self._optimizer(model)
-                best_hr = self._hit_ratio(model, m, n_normal, targets, c.k)
+                best_hr = self._hit_ratio(model, m, n_normal, targets, self.list_length())
                 best_state = copy.deepcopy(model.state_dict())
                 losses = []
                 for _ in range(c.rounds):
                     losses.append(self._poison_round(model, opt, m, n_normal, targets, v, others, rng))
                     self._epoch(model, opt, m, rng)
-                    hr = self._hit_ratio(model, m, n_normal, targets, c.k)
+                    hr = self._hit_ratio(model, m, n_normal, targets, self.list_length())
                     if hr > best_hr:
                         best_hr, best_state = hr, copy.deepcopy(model.state_dict())
                 model.load_state_dict(best_state)

@@ -20,9 +20,13 @@ Departures / choices where the papers are silent: Li et al. do not give their st
 iteration counts; we use ``iters = refine_iters = 10`` steps of at most ``step = 0.5`` rating units
 (the gradient is normalised by its largest entry, so ``step`` is the largest change of any rating in
 one step) and ``inner_sweeps = 3`` warm-started ALS sweeps between steps. Initial fake ratings are
-drawn from N(mu_i, sigma_i) of the normal users (clipped). Seed 001 says PGA's fillers are
-"generated randomly"; the task fixes the fillers of both Li et al. attacks as the largest absolute
-ratings, i.e. the budget projection above.
+drawn from N(mu_i, sigma_i) of the normal users (clipped).
+
+Fillers: ``fillers="optimised"`` (the default) is Li et al.'s method above, the budget projection
+after the dense phase. Seed 001 §5.1.3 describes its PGA baseline otherwise: it "generates filler
+items randomly" and optimises their ratings; that is ``fillers="random"`` (each fake user's fillers
+drawn uniformly among the non-targets, then ``iters + refine_iters`` steps on their ratings only),
+and it is what the seed-001 experiments use.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ def training_contexts(
     n_fake: int = 800,
     n_normal: int = 800,
     attack_params: dict[str, dict] | None = None,
+    k: int | None = None,
 ) -> tuple[list[tuple[Interactions, np.ndarray]], dict[str, Any]]:
     """(contexts, info): the labelled training contexts and what they hold (module docstring)."""
     if not attack_names:
@@ -62,7 +63,7 @@ def training_contexts(
         name = attack_names[b % len(attack_names)]
         rng = derive_rng(seed, "detector-train", name, str(b))
         targets = np.sort(rng.choice(pool, size=n_targets, replace=False))
-        fakes = made[name].generate(clean, targets, size, n_filler, rng)
+        fakes = made[name].generate(clean, targets, size, n_filler, rng, k=k)
         ctx = clean.append_users(fakes)
         y = np.full(ctx.n_users, -1, dtype=np.int8)
         y[clean.n_users :] = 1
