@@ -38,6 +38,11 @@ class TestSTNAInf(AttackTests):
     params = FAST
 
 
+class TestUTNAFullGradient(AttackTests):
+    name = "u-tna"
+    params = {**FAST, "gradient": "full"}
+
+
 class TestWeighting(AttackTests):
     name = "weighting"
     params = FAST
@@ -267,3 +272,25 @@ def test_delta_is_a_count_or_a_fraction_of_the_users(small):
     for bad in (0, 2.5, -1):
         with pytest.raises(ConfigError, match="delta"):
             ATTACKS.make("s-tna-rand", delta=bad)
+
+
+def test_full_gradient_matches_finite_differences_of_the_loss_with_z_recomputed(small):
+    """gradient=full: the derivative of eq. (6) with z = z(w) recomputed (the loss the optimiser
+    evaluates); gradient=paper (the test above) matches the loss with z held fixed instead."""
+    data, model = small
+    S = np.arange(0, 60, 3)
+    prob = FakeUserProblem(model, data, S, np.ones(len(S)), np.array([7, 11]), top_n=5, eta=0.01, b=0.5, gradient="full")
+    paper = FakeUserProblem(model, data, S, np.ones(len(S)), np.array([7, 11]), top_n=5, eta=0.01, b=0.5)
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.5, 4.5, data.n_items)
+    _, g = prob.loss_and_grad(w)
+    _, g_paper = paper.loss_and_grad(w)
+    h = 1e-6
+    for i in list(rng.choice(data.n_items, 12, replace=False)) + [7, 11]:
+        e = np.zeros_like(w)
+        e[i] = h
+        fd = (prob.loss_and_grad(w + e)[0] - prob.loss_and_grad(w - e)[0]) / (2 * h)
+        assert abs(fd - g[i]) <= 1e-5 * max(1.0, abs(fd)), (i, fd, g[i])
+    assert np.abs(g - g_paper).max() > 1e-3 * np.abs(g).max()  # the z path is not negligible here
+    with pytest.raises(ValueError, match="z"):
+        prob.loss_and_grad(w, prob.fake_factor(w))
