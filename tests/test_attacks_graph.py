@@ -110,3 +110,18 @@ def test_prefix_stable(name):
     long = a.generate(view, t, 3, 5, np.random.default_rng(3)).matrix
     short = a.generate(view, t, 2, 5, np.random.default_rng(3)).matrix
     assert a.prefix_stable and (long[:2] != short).nnz == 0
+
+
+def test_warm_started_steps_give_the_cold_gradient(small_graph):
+    data = small_graph
+    c = GraphConfig(tol=1e-12, max_iter=5000, b=0.05)
+    S, target = np.arange(0, 25, 2), np.array([3])
+    rng = np.random.default_rng(1)
+    lists = np.stack([rng.choice(np.setdiff1d(np.arange(15), target), 4, replace=False) for _ in S])
+    warm = WalkProblem(data.matrix, data.n_normal, S, np.ones(len(S)), target, lists, c)
+    w = rng.uniform(0.5, 4.5, 15)
+    warm.loss_and_grad(w * 0.9)  # a previous, nearby step
+    lw, gw = warm.loss_and_grad(w)
+    lc, gc = WalkProblem(data.matrix, data.n_normal, S, np.ones(len(S)), target, lists, c).loss_and_grad(w)
+    assert lw == pytest.approx(lc, rel=1e-9)
+    np.testing.assert_allclose(gw, gc, rtol=1e-6, atol=1e-9 * np.abs(gc).max())

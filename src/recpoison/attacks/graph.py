@@ -48,6 +48,8 @@ Departures and choices (no public code; each a parameter):
   the S-attacks' optimiser: ``steps`` projected subgradient steps ``w <- clip(w - a_k G / max|G|)``,
   ``a_k = step * r_max / sqrt(k)``, from ``w = r_max`` on the targets and 0 elsewhere.
 * ``L_u`` and ``S`` are fixed while one fake user is optimised (recomputed before each fake user).
+  Each step's walk and adjoint iterations start from the previous step's solutions (the fixed points
+  do not depend on the start; a test checks the gradient against cold starts).
 * Filler ratings: ``filler_ratings="weights"`` (default) rates each filler with its weight rounded
   to the scale (REFERENCES.md §6.1: Fang et al. 2018's choice, unverified), ``"disguise"`` draws
   ``N(mu_i, sigma_i^2)`` (seed 001 Algorithm 2).
@@ -112,15 +114,21 @@ class WalkProblem:
         self.S, self.h, self.targets, self.c = np.asarray(S), np.asarray(h, dtype=np.float64), np.asarray(targets), c
         self.lists = lists  # (|S|, N) items, -1 where the list is short
         self.valid = lists >= 0
+        # the last step's walk and adjoint: the next step (a nearby w) starts from them
+        self._walk_state: tuple[np.ndarray, np.ndarray] | None = None
+        self._adjoint_state: tuple[np.ndarray, np.ndarray] | None = None
 
     def _graph(self, w: np.ndarray):
         W = sp.vstack([self.W, sp.csr_matrix(w[None, :])], format="csr")
         W.eliminate_zeros()
         return W, transitions(W)
 
-    def _walk(self, T, users):
+    def _walk(self, T, users, warm: bool = False):
         c = self.c
-        return rwr_power(*T, users, c.alpha, c.tol, c.max_iter)[:2]
+        out = rwr_power(*T, users, c.alpha, c.tol, c.max_iter, init=self._walk_state if warm else None)[:2]
+        if warm:
+            self._walk_state = out
+        return out
 
     def loss(self, w: np.ndarray) -> float:
         _, T = self._graph(w)
@@ -146,7 +154,7 @@ class WalkProblem:
         c = self.c
         a = 1.0 - c.alpha
         W, (Tu_T, Ti_T) = self._graph(w)
-        Pu, Pi = self._walk((Tu_T, Ti_T), self.S)
+        Pu, Pi = self._walk((Tu_T, Ti_T), self.S, warm=True)
         loss, G = self._loss_from(Pi.T, w)
         # adjoint: lambda = g + (1 - alpha) (Q^T lambda + d lambda[u]), Q^T in blocks: users <- Tu,
         # items <- Ti (transposes of the propagation blocks); d marks the nodes without edges
@@ -157,7 +165,7 @@ class WalkProblem:
         cols = np.arange(B)
         Tu, Ti = Tu_T.T.tocsr(), Ti_T.T.tocsr()
         gu, gi = np.zeros((self.n_users, B)), G.T
-        lu, li = gu.copy(), gi.copy()
+        lu, li = (a_.copy() for a_ in self._adjoint_state) if self._adjoint_state is not None else (gu.copy(), gi.copy())
         for _ in range(c.max_iter):
             restart = lu[self.S, cols]  # lambda_u[u] per column
             lu_new = gu + a * (Tu @ li + np.outer(dead_u, restart))
@@ -166,6 +174,7 @@ class WalkProblem:
             lu, li = lu_new, li_new
             if change < c.tol * max(1.0, np.abs(gi).max()):
                 break
+        self._adjoint_state = (lu, li)
         v = self.n_users - 1
         Wv = w.sum()
         QT_items = Ti @ lu  # (Q^T lambda) at the item nodes

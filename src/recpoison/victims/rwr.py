@@ -93,18 +93,24 @@ def rwr_power(
     alpha: float,
     tol: float,
     max_iter: int,
+    init: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Stationary distributions of walks restarting at each of ``users``, by power iteration.
 
     Returns ``(P_users, P_items, steps)``: (n_users x B) and (n_items x B) blocks of the
-    distributions (column b for ``users[b]``) and the number of steps taken.
+    distributions (column b for ``users[b]``) and the number of steps taken. ``init``: starting
+    blocks (e.g. the distributions of a nearby graph; the fixed point is the same, only the number
+    of steps changes); default ``e_u``.
     """
     n_users = Ti_T.shape[0]
     B = len(users)
     cols = np.arange(B)
-    Pu = np.zeros((n_users, B))
-    Pu[users, cols] = 1.0
-    Pi = np.zeros((Tu_T.shape[0], B))
+    if init is not None:
+        Pu, Pi = init[0].copy(), init[1].copy()
+    else:
+        Pu = np.zeros((n_users, B))
+        Pu[users, cols] = 1.0
+        Pi = np.zeros((Tu_T.shape[0], B))
     steps = 0
     for steps in range(1, max_iter + 1):
         Pi_new = (1.0 - alpha) * (Tu_T @ Pu)
