@@ -294,3 +294,16 @@ def test_full_gradient_matches_finite_differences_of_the_loss_with_z_recomputed(
     assert np.abs(g - g_paper).max() > 1e-3 * np.abs(g).max()  # the z path is not negligible here
     with pytest.raises(ValueError, match="z"):
         prob.loss_and_grad(w, prob.fake_factor(w))
+
+
+@pytest.mark.parametrize("name", ["u-tna", "s-tna-inf"])
+def test_prefix_stable(small, name):
+    """The first m fake users of a run of n equal a run of m (the pipeline then serves the smaller
+    attack sizes of a sweep from the largest run)."""
+    from recpoison.attacks import ATTACKS
+
+    data, _ = small
+    a = ATTACKS.make(name, d=3, reg=REG, sweeps=20, warm_sweeps=2, delta=10, steps=5, b=0.5)
+    long = a.generate(data, np.array([7]), 3, 4, np.random.default_rng(9)).matrix
+    short = a.generate(data, np.array([7]), 2, 4, np.random.default_rng(9)).matrix
+    assert a.prefix_stable and (long[:2] != short).nnz == 0

@@ -119,6 +119,9 @@ class SAttack(Attack):
 
     Config = SAttackConfig
     k_param = "top_n"
+    # one fake user after the other; S and h are drawn before the first, the fillers' tie-breaks
+    # and ratings per user, and nothing depends on how many follow
+    prefix_stable = True
     #: "all" (U-TNA), "random" (S-TNA-Rand), "influence" (S-TNA-Inf), "weights" (Weighting)
     users: ClassVar[str] = "influence"
 
