@@ -63,7 +63,7 @@ def test_poison_loss_gradient_equals_the_full_score_graph():
     tu, tt = torch.from_numpy(users), torch.from_numpy(targets)
     seen = torch.from_numpy(m[users].toarray() != 0)
     logp = torch.nn.functional.logsigmoid(model.all_logits(tu))
-    log_sk = torch.topk(logp.masked_fill(seen, -torch.inf), c.k, dim=1).values[:, -1]
+    log_sk = torch.topk(logp.masked_fill(seen, -torch.inf), a.list_length(), dim=1).values[:, -1]
     full = (torch.clamp(log_sk[:, None] - logp[:, tt], min=-c.kappa) * ~seen[:, tt]).sum()
     fast = a.poison_loss(model, m, users, targets)
     g_full = torch.autograd.grad(full, list(model.parameters()))
