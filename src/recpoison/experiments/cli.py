@@ -108,6 +108,7 @@ def sweep(
         print_cells(spec, run_dir, out, list_all=list_all)
         return 0
     previous = _install_sigterm()
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         summary = run_sweep(spec, run_dir, ex, progress=not quiet, console=err, force=force, fakes_dir=fakes_dir)
     except KeyboardInterrupt as exc:
@@ -128,6 +129,11 @@ def sweep(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        try:  # the Ctrl-C handler set above must not outlive the call (a process that goes on, e.g.
+            # a test runner, would ignore Ctrl-C, and so would every process it starts afterwards)
+            signal.signal(signal.SIGINT, previous_int if previous_int is not None else signal.default_int_handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
     out.print(
         f"{summary.total} cells: {summary.done} run now, {summary.skipped} already done, {len(summary.failed)} failed "
         f"({summary.seconds:.1f} s, {ex.name}); results in {excerpt(run_dir, 120)}/results.sqlite — "
