@@ -43,7 +43,7 @@ def test_gradient_matches_finite_differences_through_the_walk(small_graph):
     target = np.array([3])
     rng = np.random.default_rng(1)
     lists = np.stack([rng.choice(np.setdiff1d(np.arange(15), target), 4, replace=False) for _ in S])
-    prob = WalkProblem(data.matrix, data.n_normal, S, np.ones(len(S)), target, lists, c)
+    prob = WalkProblem(data.matrix, S, np.ones(len(S)), target, lists, c)
     w = rng.uniform(0.5, 4.5, 15)
     _, g = prob.loss_and_grad(w)
     h = 1e-5
@@ -118,10 +118,10 @@ def test_warm_started_steps_give_the_cold_gradient(small_graph):
     S, target = np.arange(0, 25, 2), np.array([3])
     rng = np.random.default_rng(1)
     lists = np.stack([rng.choice(np.setdiff1d(np.arange(15), target), 4, replace=False) for _ in S])
-    warm = WalkProblem(data.matrix, data.n_normal, S, np.ones(len(S)), target, lists, c)
+    warm = WalkProblem(data.matrix, S, np.ones(len(S)), target, lists, c)
     w = rng.uniform(0.5, 4.5, 15)
     warm.loss_and_grad(w * 0.9)  # a previous, nearby step
     lw, gw = warm.loss_and_grad(w)
-    lc, gc = WalkProblem(data.matrix, data.n_normal, S, np.ones(len(S)), target, lists, c).loss_and_grad(w)
+    lc, gc = WalkProblem(data.matrix, S, np.ones(len(S)), target, lists, c).loss_and_grad(w)
     assert lw == pytest.approx(lc, rel=1e-9)
     np.testing.assert_allclose(gw, gc, rtol=1e-6, atol=1e-9 * np.abs(gc).max())

@@ -125,7 +125,7 @@ def test_killed_or_interrupted_sweep_leaves_no_process(tmp_path, how):
         if how == "SIGKILL":
             assert proc.returncode == -signal.SIGKILL
         else:
-            assert proc.returncode == (143 if how == "SIGTERM" else 130), (proc.returncode, err)
+            assert proc.returncode == (143 if how == "SIGTERM" else 130), (proc.returncode, err, out[-500:], before)
             text = err.decode()
             assert "Traceback" not in text, text
             lines = [ln for ln in text.splitlines() if ln.strip()]

@@ -46,7 +46,7 @@ def hit_ratio_from_topk(
     eligible = ~rated
     n_eligible = eligible.sum(axis=0)
     if denominator == "all":
-        return (hits & eligible).sum(axis=0) / max(1, len(users)) if len(users) else np.full(len(targets), np.nan)
+        return (hits & eligible).sum(axis=0) / len(users) if len(users) else np.full(len(targets), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         hr = (hits & eligible).sum(axis=0) / n_eligible
     return np.where(n_eligible > 0, hr, np.nan)

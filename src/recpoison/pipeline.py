@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import attacks, datasets, detect, victims
+from .attacks.base import fake_profiles
 from .config import MAX_INT, check
 from .detect.base import make_seeded
 from .errors import ConfigError, DataError
@@ -192,12 +193,12 @@ class CellCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as z:
-                if str(z["key"]) != repr(key) or tuple(z["shape"]) [1:] != (like.n_items,):
+                if str(z["key"]) != repr(key) or int(z["shape"][1]) != like.n_items:
                     return None
                 m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
         except (OSError, ValueError, KeyError):  # unreadable or foreign: run the attack again
             return None
-        return _fake_interactions(like, m)
+        return fake_profiles(like, m, f"{like.name}+fakes")
 
     def _save_fakes(self, key: tuple, fakes: Interactions) -> None:
         path = self._fakes_path(key)
@@ -211,12 +212,6 @@ class CellCache:
             os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
         except OSError:
             pass
-
-
-def _fake_interactions(like: Interactions, m: sp.csr_matrix) -> Interactions:
-    """Fake profiles as ``Attack.generate`` returns them (no normal users), over ``like``'s items."""
-    return Interactions(m, rating_scale=like.rating_scale, rating_step=like.rating_step, implicit=like.implicit,
-                        n_normal=0, item_ids=like.item_ids, name=f"{like.name}+fakes")
 
 
 def _frozen(params: dict) -> tuple:

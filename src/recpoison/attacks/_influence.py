@@ -256,6 +256,17 @@ def greedy_select(
     return np.asarray(order, dtype=np.int64)
 
 
+def delta_valid(delta: float) -> bool:
+    """``Delta`` (the size of the influential user set) is a whole count >= 1 or a fraction in (0, 1)."""
+    return (0 < delta < 1) or (delta >= 1 and float(delta).is_integer())
+
+
+def delta_count(delta: float, n_normal: int) -> int:
+    """|S|: ``delta`` users, or ``round(delta * n_normal)`` (at least 1) for a fraction; at most all."""
+    size = max(1, int(round(delta * n_normal))) if delta < 1 else int(delta)
+    return min(size, n_normal)
+
+
 def additive_set_influence(pi: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Eq. (9): the influence of a set is the sum of its users' influences."""
 

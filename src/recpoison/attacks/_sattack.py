@@ -72,7 +72,7 @@ import torch
 from ..config import check
 from ..interactions import Interactions
 from ..victims.mf import MF, RowBlocks, gram
-from ._influence import additive_set_influence, greedy_select, user_influence
+from ._influence import additive_set_influence, delta_count, delta_valid, greedy_select, user_influence
 from .base import Attack, non_targets
 
 
@@ -103,8 +103,7 @@ class SAttackConfig:
         check(self.d >= 1, f"d={self.d} must be at least 1")
         check(self.reg > 0, f"reg={self.reg} must be positive")
         check(self.sweeps >= 1 and self.warm_sweeps >= 1, "sweeps and warm_sweeps must be at least 1")
-        check((0 < self.delta < 1) or (self.delta >= 1 and float(self.delta).is_integer()),
-              f"delta={self.delta} must be a whole count >= 1 or a fraction of the users in (0, 1)")
+        check(delta_valid(self.delta), f"delta={self.delta} must be a whole count >= 1 or a fraction of the users in (0, 1)")
         check(self.eta >= 0, f"eta={self.eta} must be >= 0")
         check(self.b > 0, f"b={self.b} must be positive (width of the WMW loss)")
         check(self.top_n is None or self.top_n >= 1, f"top_n={self.top_n} must be at least 1 (or unset: the cell's K)")
@@ -157,7 +156,7 @@ class SAttack(Attack):
         n = view.n_normal
         if self.users == "all":
             return np.arange(n), np.ones(n)
-        size = self.delta_count(n)
+        size = delta_count(c.delta, n)
         if self.users == "random":
             return np.sort(rng.choice(n, size=size, replace=False)), np.ones(size)
         pi = self.user_influence(model, view, targets)
@@ -166,12 +165,6 @@ class SAttack(Attack):
             return np.arange(n), (pi / total if total > 0 else np.full(n, 1.0 / n))
         S = greedy_select(additive_set_influence(pi), n, size, rng)
         return np.sort(S), np.ones(len(S))
-
-    def delta_count(self, n_normal: int) -> int:
-        """|S|: ``delta`` users, or ``round(delta * n_normal)`` (at least 1) for a fraction; at most all."""
-        d = self.config.delta
-        size = max(1, int(round(d * n_normal))) if d < 1 else int(d)
-        return min(size, n_normal)
 
     def user_influence(self, model: MF, view: Interactions, targets) -> np.ndarray:
         """``pi(k) = sum_t pi(k, t)`` (eq. 8) for the normal users."""

@@ -92,15 +92,7 @@ class Attack(Component):
                                   f"d={d}", view.n_users + n_fake, view.n_items)
             fake = sp.csr_matrix(self._generate(view, targets, n_fake, n_filler, rng))
         self._check_budget(view, fake, targets, n_fake if self.injects else 0, n_filler)
-        return Interactions(
-            fake,
-            rating_scale=view.rating_scale,
-            rating_step=view.rating_step,
-            implicit=view.implicit,
-            n_normal=0,
-            item_ids=view.item_ids,
-            name=f"{view.name}+{self.name}",
-        )
+        return fake_profiles(view, fake, f"{view.name}+{self.name}")
 
     def _generate(
         self,
@@ -170,6 +162,12 @@ def assemble(
     m = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_fake, view.n_items))
     m.sum_duplicates()
     return m
+
+
+def fake_profiles(view: Interactions, matrix: sp.csr_matrix, name: str) -> Interactions:
+    """Fake users' rows as ``generate`` returns them: no normal users, ``view``'s items and scale."""
+    return Interactions(matrix, rating_scale=view.rating_scale, rating_step=view.rating_step, implicit=view.implicit,
+                        n_normal=0, item_ids=view.item_ids, name=name)
 
 
 def non_targets(view: Interactions, targets: np.ndarray) -> np.ndarray:

@@ -225,12 +225,21 @@ class DLNCFAttack(Attack):
     k_param = "k"
 
     # ------------------------------------------------------------------ training pieces
+    def _seen(self, m: sp.csr_matrix) -> torch.Tensor:
+        """``m != 0`` as a dense bool tensor, kept while the same ``m`` is in use (one fake user's
+        data serves many epochs, poison steps and evaluations)."""
+        memo = getattr(self, "_seen_memo", None)
+        if memo is None or memo[0] is not m:
+            memo = (m, torch.from_numpy(m.toarray() != 0))
+            self._seen_memo = memo
+        return memo[1]
+
     def _epoch(self, model, opt, m: sp.csr_matrix, rng: np.random.Generator) -> float:
         """One epoch of the binary cross-entropy with ``n_neg`` fresh negatives per positive; for the
         WRMF surrogate, one full-batch step on the weighted squared error over all pairs."""
         c = self.config
         if model.wrmf:
-            r = torch.from_numpy(m.toarray() != 0).to(torch.float32)
+            r = self._seen(m).to(torch.float32)
             w = 1.0 + (c.wrmf_pos_weight - 1.0) * r
             loss = (w * (r - model.Pg @ model.Qg.T) ** 2).sum() / m.shape[0]
             opt.zero_grad(set_to_none=True)
@@ -257,12 +266,11 @@ class DLNCFAttack(Attack):
             total += float(loss.detach()) * tu[sl].numel()
         return total / max(1, tu.numel())
 
-    @staticmethod
-    def _hit_ratio(model, m: sp.csr_matrix, n_normal: int, items: np.ndarray, k: int) -> float:
+    def _hit_ratio(self, model, m: sp.csr_matrix, n_normal: int, items: np.ndarray, k: int) -> float:
         """Mean over ``items`` of the share of normal users who have not rated the item and rank it in
         their top-k among their unrated items (the project's target HR definition)."""
         s = model.scores(np.arange(n_normal))
-        seen = torch.from_numpy(m[:n_normal].toarray() != 0)
+        seen = self._seen(m)[:n_normal]
         s = s.masked_fill(seen, -torch.inf)
         kth = torch.topk(s, min(k, s.shape[1]), dim=1).values[:, -1]
         hrs = []
@@ -277,7 +285,7 @@ class DLNCFAttack(Attack):
         c = self.config
         tu = torch.from_numpy(users)
         tt = torch.from_numpy(targets)
-        seen = torch.from_numpy(m[users].toarray() != 0)
+        seen = self._seen(m)[torch.from_numpy(users)]
         # which item is each user's K-th among the unrated ones: found without gradients (logsigmoid
         # is monotone, so the K-th largest log-probability sits at the K-th largest logit). The
         # loss's gradient flows only through that item's and the targets' scores (a top-k passes

@@ -68,7 +68,7 @@ import scipy.sparse as sp
 from ..config import check
 from ..victims.base import topk_indices
 from ..victims.rwr import rwr_power, transitions
-from ._influence import additive_set_influence, greedy_select
+from ._influence import additive_set_influence, delta_count, delta_valid, greedy_select
 from ._sattack import _sigmoid, _sigmoid_prime
 from .base import ATTACKS, Attack, non_targets
 
@@ -99,15 +99,14 @@ class GraphConfig:
         check(self.step > 0, f"step={self.step} must be positive")
         check(self.tol > 0 and self.max_iter >= 1, "tol must be positive and max_iter at least 1")
         check(self.filler_ratings in ("weights", "disguise"), f"filler_ratings={self.filler_ratings!r}: use 'weights' or 'disguise'")
-        check((0 < self.delta < 1) or (self.delta >= 1 and float(self.delta).is_integer()),
-              f"delta={self.delta} must be a whole count >= 1 or a fraction of the users in (0, 1)")
+        check(delta_valid(self.delta), f"delta={self.delta} must be a whole count >= 1 or a fraction of the users in (0, 1)")
         check(self.taylor >= 1, f"taylor={self.taylor} must be at least 1")
 
 
 class WalkProblem:
     """The loss of one fake user's weights ``w`` (appended as the last user of ``W``) and its gradient."""
 
-    def __init__(self, W: sp.csr_matrix, n_normal: int, S: np.ndarray, h: np.ndarray, targets: np.ndarray,
+    def __init__(self, W: sp.csr_matrix, S: np.ndarray, h: np.ndarray, targets: np.ndarray,
                  lists: np.ndarray, c: GraphConfig) -> None:
         self.W = sp.csr_matrix(W, dtype=np.float64)
         self.n_users, self.n_items = self.W.shape[0] + 1, self.W.shape[1]
@@ -216,7 +215,7 @@ class GraphAttack(Attack):
             P[:, targets] = -np.inf
             lists = topk_indices(P, self.list_length())
             lists = np.where(np.isfinite(np.take_along_axis(P, lists, axis=1)), lists, -1)
-            problem = WalkProblem(W, n_normal, S, h, targets, lists, c)
+            problem = WalkProblem(W, S, h, targets, lists, c)
             w = self.solve_w(problem, targets, r_max)
             key = np.lexsort((rng.random(len(candidates)), -w[candidates]))
             fillers = np.sort(candidates[key[:n_filler]])
@@ -250,10 +249,8 @@ class GraphAttack(Attack):
     def influential_users(self, T, W, n_normal: int, targets, rng) -> tuple[np.ndarray, np.ndarray]:
         if self.users == "all":
             return np.arange(n_normal), np.ones(n_normal)
-        c = self.config
-        size = min(n_normal, max(1, int(round(c.delta * n_normal))) if c.delta < 1 else int(c.delta))
         pi = self.user_influence(T, W, n_normal, targets)
-        S = greedy_select(additive_set_influence(pi), n_normal, size, rng)
+        S = greedy_select(additive_set_influence(pi), n_normal, delta_count(self.config.delta, n_normal), rng)
         return np.sort(S), np.ones(len(S))
 
     def user_influence(self, T, W, n_normal: int, targets) -> np.ndarray:
@@ -265,6 +262,7 @@ class GraphAttack(Attack):
         visits = Pu[:n_normal].sum(axis=1)  # sum_u p_uk for the normal users k
         # row t of M ~ sum_{i<=T} ((1 - alpha) Q)^i over the item nodes: r <- (1 - alpha) Q^T r
         Tu, Ti = Tu_T.T.tocsr(), Ti_T.T.tocsr()
+        rated = W[:n_normal].astype(bool).astype(np.float64)
         pi = np.zeros(n_normal)
         for t in np.atleast_1d(targets):
             ri = np.zeros(W.shape[1])
@@ -274,7 +272,7 @@ class GraphAttack(Attack):
             for _ in range(c.taylor):
                 ri, ru = a * (Ti @ ru), a * (Tu @ ri)
                 m_items += ri
-            pi += a * visits * np.asarray(W[:n_normal].astype(bool).astype(np.float64) @ m_items).ravel()
+            pi += a * visits * np.asarray(rated @ m_items).ravel()
         return pi
 
 
