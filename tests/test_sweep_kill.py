@@ -93,7 +93,13 @@ def test_killed_or_interrupted_sweep_leaves_no_process(tmp_path, how):
     spec.write_text(SPEC)
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "recpoison.cli", "sweep", str(spec), "--run-dir", str(run), "--workers", "2", "--quiet"]
+    # A child inherits ignored and blocked signals; the test runner's process may carry either (left
+    # by a library or an earlier test), so the sweep starts from a shell's state: SIGINT handled by
+    # default and unblocked, as from a terminal. What the runner's process had is kept for the message.
+    inherited = (signal.getsignal(signal.SIGINT), sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+    reset = ("import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM]);"
+             " signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+    cmd = [sys.executable, "-c", reset, "-m", "recpoison.cli", "sweep", str(spec), "--run-dir", str(run), "--workers", "2", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     pgid = proc.pid  # start_new_session: the sweep leads its own process group
     try:
@@ -107,6 +113,11 @@ def test_killed_or_interrupted_sweep_leaves_no_process(tmp_path, how):
         tree.update(descendants(proc.pid))
         assert proc.poll() is None, f"the sweep ended before the kill: {proc.communicate()}"
         before = n_done(run)
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                masks = [ln.strip() for ln in fh if ln.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+        except OSError:
+            masks = []
         assert before < TOTAL and len(tree) >= 2, (before, tree)
         if how == "SIGKILL":
             proc.send_signal(signal.SIGKILL)
@@ -125,7 +136,7 @@ def test_killed_or_interrupted_sweep_leaves_no_process(tmp_path, how):
         if how == "SIGKILL":
             assert proc.returncode == -signal.SIGKILL
         else:
-            assert proc.returncode == (143 if how == "SIGTERM" else 130), (proc.returncode, err, out[-500:], before)
+            assert proc.returncode == (143 if how == "SIGTERM" else 130), (proc.returncode, err, out[-500:], before, masks, inherited)
             text = err.decode()
             assert "Traceback" not in text, text
             lines = [ln for ln in text.splitlines() if ln.strip()]
