@@ -96,14 +96,15 @@ def fmt(x: Any, digits: int = 4) -> str:
 @app.command("list")
 @user_errors
 def list_cmd() -> None:
-    """List the data sets, victims, attacks and detectors, each with its paper."""
-    from . import attacks, datasets, detect, victims
+    """List the data sets, victims, attacks, detectors and defenses, each with its paper."""
+    from . import attacks, datasets, defenses, detect, victims
 
     for title, rows in (
         ("Data sets", [(n, p, s) for n, p, s in datasets.list_datasets()]),
         ("Victims", [(e.name, e.paper, e.summary) for e in victims.VICTIMS]),
         ("Attacks", [(e.name, e.paper, e.summary) for e in attacks.ATTACKS]),
         ("Detectors", [(e.name, e.paper, e.summary) for e in detect.DETECTORS]),
+        ("Defenses", [(e.name, e.paper, e.summary) for e in defenses.DEFENSES]),
     ):
         t = Table(title=title, title_justify="left")
         for col in ("name", "paper / source", "what it is"):
@@ -134,7 +135,30 @@ def _result_table(res: dict[str, Any], title: str) -> Table:
     t.add_row(f"accuracy NDCG@{k}", fmt(res["accuracy_before"]["ndcg"]), fmt(res["accuracy_after"]["ndcg"]))
     if "detection" in res:
         t = _with_detection(t, res)
+    if "hr_after_defense" in res:
+        t = _with_defense(t, res)
     return t
+
+
+def _with_defense(t: Table, res: dict[str, Any]) -> Table:
+    """Add a 'with <defense>' column (the defended victim on the poisoned data) and the per-user
+    inference time with and without it."""
+    k = res["k"]
+    rows = [list(r) for r in zip(*[[str(c) for c in col._cells] for col in t.columns])]
+    nt = Table(title=t.title, title_justify="left")
+    for col in t.columns:
+        nt.add_column(str(col.header), justify=col.justify)
+    nt.add_column(f"with {res['defense']}", justify="right")
+    extra = {
+        f"target HR@{k} (mean of {len(res['targets'])})": fmt(res["hr_after_defense"]),
+        f"accuracy HR@{k} (leave-one-out)": fmt(res["accuracy_after_defense"]["hr"]),
+        f"accuracy NDCG@{k}": fmt(res["accuracy_after_defense"]["ndcg"]),
+    }
+    for r in rows:
+        nt.add_row(*r, extra.get(r[0], ""))
+    s = res["inference_seconds_per_user"]
+    nt.add_row("inference ms per user (plain / defended)", *([""] * (len(t.columns) - 1)), f"{1e3 * s['plain']:.2f} / {1e3 * s['defended']:.2f}")
+    return nt
 
 
 def _with_detection(t: Table, res: dict[str, Any]) -> Table:
@@ -173,12 +197,14 @@ def run_cmd(
     attack_param: Optional[List[str]] = typer.Option(None, help="Attack hyper-parameter NAME=VALUE (repeatable)."),
     detector: str = typer.Option("none", help="Fake-user detector applied to the poisoned data (none | svm | svm-tia | pca | perfect | random)."),
     detector_param: Optional[List[str]] = typer.Option(None, help="Detector hyper-parameter NAME=VALUE (repeatable), e.g. train_attacks=random,average."),
+    defense: str = typer.Option("none", help="Defense of the victim (see `recpoison list`): none | rvd, or a chain such as rvd+ltsmf."),
+    defense_param: Optional[List[str]] = typer.Option(None, help="Defense hyper-parameter NAME=VALUE (repeatable), e.g. k=12."),
     save_fakes: Optional[Path] = typer.Option(None, "--save-fakes", help="Write the injected profiles to this CSV (user,item,rating); --dataset loads it back."),
     implicit: bool = typer.Option(False, "--implicit", help="Read the data as implicit feedback: every rating (or a (user, item) pair without one) counts as 1."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table (null for undefined values)."),
 ) -> None:
     """Attack one victim on one data set and print target HR@K and accuracy before / after
-    (and after detection, with --detector)."""
+    (and after detection, with --detector; with the defense, with --defense)."""
     from .pipeline import run_cell
 
     if save_fakes is not None:
@@ -200,6 +226,8 @@ def run_cmd(
         attack_params=parse_params(attack_param, "attack"),
         detector=detector,
         detector_params=parse_params(detector_param, "detector"),
+        defense=defense,
+        defense_params=parse_params(defense_param, "defense"),
         implicit=implicit,
     )
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from . import attacks, datasets, detect, victims
+from . import attacks, datasets, defenses, detect, victims
 from .attacks.base import fake_profiles
 from .config import MAX_INT, check
 from .detect.base import make_seeded
@@ -55,6 +55,9 @@ class CellSpec:
     attack_params: dict = field(default_factory=dict)
     detector: str = "none"
     detector_params: dict = field(default_factory=dict)
+    #: defense of the victim (seed 004): a name or a chain such as rvd+ltsmf; none: no defense stage
+    defense: str = "none"
+    defense_params: dict = field(default_factory=dict)
     #: read the data as implicit feedback (every rating -> 1; a file needs no rating column)
     implicit: bool = False
 
@@ -63,6 +66,7 @@ class CellSpec:
         victims.VICTIMS.entry(self.victim)
         attacks.ATTACKS.entry(self.attack)
         detect.DETECTORS.entry(self.detector)
+        defenses.check_victim(self.defense, self.victim)
         for name in ("n_filler", "n_targets", "k", "seed"):
             v = getattr(self, name)
             check(isinstance(v, numbers.Integral) and not isinstance(v, bool), f"{name}={short(v)} must be an integer")
@@ -75,11 +79,12 @@ class CellSpec:
         check(1 <= self.k <= MAX_INT, f"k={self.k} must be at least 1 (and below the number of items)")
         check(0 <= self.seed <= MAX_SEED, f"seed={self.seed} must be in [0, {MAX_SEED}]; use e.g. --seed 0")
         check(isinstance(self.implicit, bool), f"implicit={short(self.implicit)} must be true or false")
-        check(all(isinstance(p, dict) for p in (self.victim_params, self.attack_params, self.detector_params)),
-              "victim_params, attack_params and detector_params must be mappings")
+        check(all(isinstance(p, dict) for p in (self.victim_params, self.attack_params, self.detector_params, self.defense_params)),
+              "victim_params, attack_params, detector_params and defense_params must be mappings")
         check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
         parse_knowledge(self.knowledge)
         check(self.target_mode in ("together", "each"), f"target mode {self.target_mode!r}: use 'together' (one attack promotes all targets) or 'each' (one attack per target, seed 001)")
+        defenses.split_params(self.defense, self.defense_params)
 
 
 MAX_SEED = 2**32 - 1
@@ -223,11 +228,14 @@ def _evaluate(model, split: Split, targets: np.ndarray, k: int, test_items: np.n
     ``test_items``: their held-out items, when the rows are not the split's (after detection)."""
     data = model.train_
     users = np.arange(data.n_normal)
+    t = time.perf_counter()
     topk = model.recommend(users, k)
+    seconds = time.perf_counter() - t
     hr = hit_ratio_from_topk(topk, data, targets, users)
     hr_all = hit_ratio_from_topk(topk, data, targets, users, denominator="all")
     acc = loo_accuracy_from_topk(topk, split.test_items if test_items is None else test_items, users)
-    return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()}}
+    return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()},
+            "seconds_per_user": seconds / max(1, len(users))}
 
 
 def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool = False):
@@ -258,7 +266,8 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         model = victims.make(spec.victim, **vparams).fit(train)
         return model, _evaluate(model, split, targets, spec.k)
 
-    _, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
+    clean_model, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
+    defended = spec.defense != "none"
     attack = attacks.make(spec.attack, **spec.attack_params)
     n_fake = max(1, int(round(spec.attack_size * train.n_normal))) if attack.injects else 0
     # "together": one set of fake users promotes every target; "each" (seed 001 §5.1.4): each target
@@ -268,7 +277,9 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     hr_det = np.full(len(targets), np.nan)
     hr_all_after = np.full(len(targets), np.nan)  # the same hits over all normal users (Huang et al.'s code)
     hr_all_det = np.full(len(targets), np.nan)
-    accs, det_accs, det_stats = [], [], []
+    hr_def = np.full(len(targets), np.nan)  # with the defense (on the same poisoned data)
+    hr_all_def = np.full(len(targets), np.nan)
+    accs, det_accs, det_stats, def_accs, def_time = [], [], [], [], []
     fake_parts = []
     # a prefix-stable attack's run of n fake users starts with its run of m < n: its random stream
     # and its cache key leave the size out, and the sizes of a sweep share one run
@@ -300,6 +311,16 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
             hr_after[pos] = ev["hr_per_target"]
             hr_all_after[pos] = ev["hr_all_per_target"]
             accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+        if defended:
+            # defense stage: the victim defended on the same poisoned data (an inference defense
+            # wraps the model just trained; a training defense trains its own)
+            plain = clean_model if fakes.n_users == 0 else model
+            dmodel = timed("defense_fit", lambda: _defended(spec, vparams, poisoned, plain, vkey if fakes.n_users == 0 else None, cache))
+            ev_f = timed("defense_evaluate", lambda: _evaluate(dmodel, split, group, spec.k))
+            hr_def[pos] = ev_f["hr_per_target"]
+            hr_all_def[pos] = ev_f["hr_all_per_target"]
+            def_accs.append((ev_f["acc_hr"], ev_f["acc_ndcg"]))
+            def_time.append((ev["seconds_per_user"], ev_f["seconds_per_user"]))
         if detector is None:
             continue
         # detection stage: the provider flags users of the poisoned data, drops every flagged
@@ -363,6 +384,15 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         "detector": spec.detector,
         "detector_params": spec.detector_params,
     }
+    if defended:
+        result["defense"] = spec.defense
+        result["defense_params"] = spec.defense_params
+        result["hr_after_defense"] = _mean(hr_def)
+        result["hr_per_target_after_defense"] = hr_def.tolist()
+        result["hr_all_after_defense"] = _mean(hr_all_def)
+        result["accuracy_after_defense"] = {"hr": float(np.mean([a[0] for a in def_accs])), "ndcg": float(np.mean([a[1] for a in def_accs]))}
+        # top-K lists of the normal users: the wall time of recommend() per user, plain and defended
+        result["inference_seconds_per_user"] = {"plain": float(np.mean([t[0] for t in def_time])), "defended": float(np.mean([t[1] for t in def_time]))}
     if detector is not None:
         result["detection"] = {
             **{m: _mean(np.array([d[m] for d in det_stats], dtype=float)) for m in ("fpr", "fnr", "heldout_fpr") if m in det_stats[0]},
@@ -382,6 +412,25 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     if return_fakes:
         return result, fake_parts
     return result
+
+
+def _defended(spec: CellSpec, vparams: dict, data: Interactions, fitted, clean_key: tuple | None, cache: CellCache):
+    """The cell's victim defended by ``spec.defense`` on ``data``. A chain of inference defenses
+    wraps ``fitted`` (the victim already trained on ``data``: no second fit); a chain with a
+    training defense trains a fresh victim its way. On the clean data (``clean_key``) the defended
+    model is shared by the cell's target groups."""
+    def make():
+        seed = derive_seed(spec.seed, "defense", spec.defense)
+        parts = defenses.parse_chain(spec.defense)
+        if all(defenses.DEFENSES.entry(p).factory.kind == "inference" for p in parts):
+            model = defenses.build(spec.defense, spec.defense_params, fitted, seed=seed, attach=True)
+        else:
+            model = defenses.build(spec.defense, spec.defense_params, victims.make(spec.victim, **vparams), seed=seed).fit(data)
+        return model
+
+    if clean_key is None:
+        return make()
+    return cache.get(("defended-clean", clean_key, spec.defense, _frozen(spec.defense_params)), make)
 
 
 def _mean(x: np.ndarray) -> float:

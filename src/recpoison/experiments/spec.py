@@ -23,6 +23,8 @@ Format (every axis takes one value or a non-empty list; the grid is their Cartes
       bandwagon: {popular_fraction: 0.1}
     per_detector:                   # likewise for a detector (axes.detector: [none, svm, svm-tia])
       svm-tia: {tau: 4}
+    per_defense:                    # and a defense (axes.defense: [none, rvd, rvd+ltsmf])
+      rvd: {k: 12}
 
 Axis names are the fields of :class:`recpoison.pipeline.CellSpec` (so a field another module adds,
 such as ``knowledge``, is an axis at once). ``metrics.k`` is the same as ``axes.k``: ``run_cell``
@@ -50,16 +52,16 @@ from typing import Any, Mapping
 from ..errors import ConfigError, RecPoisonError
 from ..text import excerpt, short
 
-TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector")
-PARAM_AXES = ("victim_params", "attack_params", "detector_params")
+TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector", "per_defense")
+PARAM_AXES = ("victim_params", "attack_params", "detector_params", "defense_params")
 #: the component axes that have a parameter axis and a per_<kind> section
-KINDS = ("victim", "attack", "detector")
+KINDS = ("victim", "attack", "detector", "defense")
 #: Largest grid a spec may define unless forced (``recpoison sweep --force``): building and checking
 #: each cell costs about 0.1 ms and a store row, and no study needs more cells than this.
 MAX_CELLS = 100_000
 #: CellSpec fields added after stores existed: left out of the cell key while they hold this
 #: default, so the cells of older run folders keep their keys (and resume).
-KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}}
+KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}, "defense": "none", "defense_params": {}}
 
 
 def _cellspec():
@@ -102,8 +104,9 @@ class Cell:
 
     def label(self) -> str:
         p = self.params
-        det = p.get("detector", "none")
-        return f"{p['victim']} {p['attack']} {p['attack_size']:g} seed {p['seed']}" + (f" detector {det}" if det != "none" else "")
+        det, dfn = p.get("detector", "none"), p.get("defense", "none")
+        return (f"{p['victim']} {p['attack']} {p['attack_size']:g} seed {p['seed']}" + (f" detector {det}" if det != "none" else "")
+                + (f" defense {dfn}" if dfn != "none" else ""))
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ def _check_field(name: str, value: Any, place: str, hints: dict) -> None:
     if name in PARAM_AXES:
         return
     try:
+        if name == "defense":  # by itself: the chain's names (which victims it fits: per cell)
+            from ..defenses import parse_chain
+
+            parse_chain(value)
+            return
         _cellspec()(**{name: value})
     except RecPoisonError as exc:
         _fail(place, str(exc))
@@ -193,12 +201,15 @@ def _check_field(name: str, value: Any, place: str, hints: dict) -> None:
 
 def _check_params(kind: str, names: list[str], params: dict, place: str) -> None:
     """Instantiate each component with ``params`` (constructors only validate their config)."""
-    from .. import attacks, detect, victims
+    from .. import attacks, defenses, detect, victims
 
-    registry = {"victim": victims.VICTIMS, "attack": attacks.ATTACKS, "detector": detect.DETECTORS}[kind]
+    registry = {"victim": victims.VICTIMS, "attack": attacks.ATTACKS, "detector": detect.DETECTORS}.get(kind)
     for name in names:
         try:
-            registry.make(name, **params)
+            if kind == "defense":  # a name or a chain such as rvd+ltsmf
+                defenses.split_params(name, params)
+            else:
+                registry.make(name, **params)
         except RecPoisonError as exc:
             msg = str(exc)
             _fail(place, msg if msg.startswith(f"{name}:") else f"{kind} {short(name)}: {msg}")
@@ -294,6 +305,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         params["victim_params"] = {**params["victim_params"], **per["victim"].get(params["victim"], {})}
         params["attack_params"] = {**params["attack_params"], **per["attack"].get(params["attack"], {})}
         params["detector_params"] = {**params["detector_params"], **per["detector"].get(params["detector"], {})}
+        params["defense_params"] = {**params["defense_params"], **per["defense"].get(params["defense"], {})}
         try:
             CellSpec(**params)
         except RecPoisonError as exc:

@@ -65,7 +65,7 @@ COLUMNS = {
     "metrics": {"key", "name", "value"},
 }
 #: Result entries that are parameters or bookkeeping, not metrics.
-NOT_METRICS = {"targets", "target_index", "seconds", "victim_params", "attack_params", "detector_params", "detection_train"}
+NOT_METRICS = {"targets", "target_index", "seconds", "victim_params", "attack_params", "detector_params", "detection_train", "defense_params"}
 
 
 def code_version() -> str:

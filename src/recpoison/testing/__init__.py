@@ -8,7 +8,8 @@ A new victim's test file is a few lines::
         name = "my-model"
         params = {"epochs": 5}      # small and fast for the synthetic data
 
-and likewise ``AttackTests`` for an attack and ``DetectorTests`` for a detector. The suites check config round-trip and rejection of
+and likewise ``AttackTests`` for an attack, ``DetectorTests`` for a detector and ``DefenseTests``
+for a defense. The suites check config round-trip and rejection of
 unknown parameters, determinism under a fixed seed, output shapes and dtypes, that inputs are not
 mutated, budgets, and a known-answer case on planted synthetic data.
 """
@@ -356,3 +357,89 @@ class DetectorTests:
         caught = 1 - detection_rates(mask, poisoned.is_fake)["fnr"]
         random_share = mask.sum() / poisoned.n_users  # expected recall of as many random flags
         assert mask.any() and caught > random_share + 0.2, f"caught {caught:.2f} of the fakes, random would {random_share:.2f}"
+
+
+class DefenseTests:
+    """Inherit and set ``name`` (registry name), ``params`` (fast settings) and the ``victim`` it
+    defends with ``victim_params``. The known-answer case: on :func:`planted_attack` (the average
+    attack, 10% fake users) the defended model's target HR@``k`` over the normal users is below the
+    undefended model's."""
+
+    name: ClassVar[str]
+    params: ClassVar[dict[str, Any]] = {}
+    victim: ClassVar[str] = "mf"
+    victim_params: ClassVar[dict[str, Any]] = {"d": 16}
+    k: ClassVar[int] = 10
+
+    def make(self, **kw):
+        from ..defenses import DEFENSES
+        from ..victims import VICTIMS
+
+        return DEFENSES.make(self.name, **{**self.params, **kw}).wrap(VICTIMS.make(self.victim, **self.victim_params))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def poisoned(cls) -> Interactions:
+        return planted_attack()[0]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, poisoned):
+        return cls.make(cls).fit(poisoned)
+
+    def test_registered_with_paper(self):
+        from ..defenses import DEFENSES
+
+        assert DEFENSES.entry(self.name).paper
+
+    def test_config_round_trip(self):
+        from ..defenses import DEFENSES
+
+        d = DEFENSES.make(self.name, **self.params)
+        assert DEFENSES.make(self.name, **d.get_params()).get_params() == d.get_params()
+
+    def test_rejects_unknown_parameter(self):
+        from ..defenses import DEFENSES
+
+        with pytest.raises(ConfigError, match="unknown parameter"):
+            DEFENSES.make(self.name, no_such_parameter=1)
+
+    def test_fit_before_wrap_fails_clearly(self, poisoned):
+        from ..defenses import DEFENSES
+
+        with pytest.raises(ConfigError, match="wrap"):
+            DEFENSES.make(self.name, **self.params).fit(poisoned)
+
+    def test_shapes_dtypes_and_unseen_items(self, fitted, poisoned):
+        users = np.array([0, 5, 7])
+        s = fitted.score(users)
+        assert s.shape == (3, poisoned.n_items) and s.dtype == np.float32 and np.isfinite(s).all()
+        rec = fitted.recommend(users, k=10)
+        assert rec.shape == (3, 10) and rec.dtype == np.int64
+        seen = poisoned.matrix[users].toarray() != 0
+        assert not np.take_along_axis(seen, rec, axis=1).any()
+
+    def test_deterministic(self, poisoned):
+        users = np.arange(12)
+        np.testing.assert_array_equal(self.make().fit(poisoned).score(users), self.make().fit(poisoned).score(users))
+
+    def test_does_not_mutate_input(self, poisoned):
+        before = _snapshot(poisoned)
+        self.make().fit(poisoned).score(np.arange(5))
+        assert _same(before, _snapshot(poisoned))
+
+    def test_scoring_leaves_the_model_as_trained(self, fitted):
+        users = np.arange(8)
+        a = fitted.score(users)
+        fitted.score(np.arange(20, 40))
+        np.testing.assert_array_equal(a, fitted.score(users))
+
+    def test_lowers_target_hr_of_the_average_attack_on_planted_data(self, fitted, poisoned):
+        from ..metrics import target_hit_ratio
+        from ..victims import VICTIMS
+
+        _, targets = planted_attack()
+        plain = VICTIMS.make(self.victim, **self.victim_params).fit(poisoned)
+        hr_plain = float(np.mean(target_hit_ratio(plain, targets, self.k)))
+        hr_def = float(np.mean(target_hit_ratio(fitted, targets, self.k)))
+        assert hr_def < hr_plain, f"target HR@{self.k}: defended {hr_def:.3f}, undefended {hr_plain:.3f}"
