@@ -20,10 +20,13 @@ first-order prediction is exactly what brute-force retraining without the rating
 Two ways to apply ``H^{-1}`` (never a dense inverse of the full Hessian):
 
 * ``hessian="exact"``: the full Hessian, by conjugate gradients on Hessian-vector products over
-  the observed ratings, one right-hand side ``grad r_hat_ot`` per normal user ``o``, batched. Exact
-  to the CG tolerance, but it costs ``|U|`` solves of size ``(n_users + n_items) d`` per target,
-  which is minutes to hours on ML-100K (measured in docs/sattack.md); meant for small problems
-  and for validating the default.
+  the observed ratings, one right-hand side ``grad r_hat_ot`` per normal user ``o``, batched
+  (:func:`prediction_influence`: :meth:`MFHessian.solve` on ``(n, d, m)`` blocks of ``m`` users).
+  The products are those of :class:`._mfhessian.MFHessian` (re-exported here), the one definition
+  of eq. (1)'s Hessian, which PGA/SGLD (:mod:`._li2016`) use too. Exact to the CG tolerance, but it
+  costs ``|U|`` solves of size ``(n_users + n_items) d`` per target, which is minutes to hours on
+  ML-100K (measured in docs/sattack.md, before the batched products of ``benchmarks/hvp.py``);
+  meant for small problems and for validating the default.
 * ``hessian="block"`` (default): the block-diagonal part of ``H``, one ``d x d`` block per user
   (``2 (sum_{j in Omega_k} y_j y_j^T + lambda I)``) and per item, ignoring the user-item cross
   blocks. This is the same approximation seed 001 makes for its attack gradient (eqs. 20-21:
@@ -43,6 +46,7 @@ import scipy.sparse as sp
 import torch
 
 from ..victims.mf import RowBlocks, gram
+from ._mfhessian import MFHessian  # noqa: F401  (the Hessian of eq. (1); imported from here by callers)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -143,58 +147,6 @@ def _edge_positions(R: sp.csr_matrix, users: np.ndarray, item: int) -> np.ndarra
 
 
 # ------------------------------------------------------------------------------ exact Hessian
-class MFHessian:
-    """Hessian-vector products of eq. (1) at ``(X, Y)`` over the ratings ``R``, batched over columns.
-
-    A vector is a pair ``(Vx, Vy)`` of shapes ``(n_users, d, m)`` and ``(n_items, d, m)``.
-    """
-
-    def __init__(self, X: np.ndarray, Y: np.ndarray, R: sp.csr_matrix, reg: float) -> None:
-        R = sp.csr_matrix(R, dtype=np.float64)
-        self.rows = torch.as_tensor(np.repeat(np.arange(R.shape[0]), np.diff(R.indptr)))
-        self.cols = torch.as_tensor(R.indices.astype(np.int64))
-        self.X, self.Y = _t(X), _t(Y)
-        self.Xr, self.Yc = self.X[self.rows], self.Y[self.cols]
-        self.res = _t(R.data) - (self.Xr * self.Yc).sum(1)
-        self.reg = reg
-
-    def matvec(self, Vx: torch.Tensor, Vy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        Xr, Yc, res = self.Xr.unsqueeze(-1), self.Yc.unsqueeze(-1), self.res.view(-1, 1, 1)
-        vx, vy = Vx[self.rows], Vy[self.cols]  # (nnz, d, m)
-        y_vx = (Yc * vx).sum(1, keepdim=True)  # y_i^T v_xu
-        x_vy = (Xr * vy).sum(1, keepdim=True)  # x_u^T v_yi
-        ex = Yc * y_vx + Yc * x_vy - res * vy  # per edge, into x_u
-        ey = Xr * x_vy + Xr * y_vx - res * vx  # per edge, into y_i
-        Hx = torch.zeros_like(Vx).index_add_(0, self.rows, ex)
-        Hy = torch.zeros_like(Vy).index_add_(0, self.cols, ey)
-        return 2 * (Hx + self.reg * Vx), 2 * (Hy + self.reg * Vy)
-
-    def solve(self, Bx: torch.Tensor, By: torch.Tensor, tol: float = 1e-10, max_iter: int = 2000):
-        """``H^{-1} B`` by conjugate gradients, every column at once (H is positive definite at a
-        strict local minimum of eq. (1); ``reg > 0`` removes the rotational null space)."""
-        x = (torch.zeros_like(Bx), torch.zeros_like(By))
-        r = (Bx.clone(), By.clone())
-        p = (Bx.clone(), By.clone())
-
-        def dot(a, b):
-            return (a[0] * b[0]).sum((0, 1)) + (a[1] * b[1]).sum((0, 1))
-
-        rs = dot(r, r)
-        b_norm = rs.sqrt().clamp_min(1e-300)
-        for _ in range(max_iter):
-            if bool((rs.sqrt() / b_norm <= tol).all()):
-                break
-            Ap = self.matvec(*p)
-            alpha = rs / dot(p, Ap).clamp_min(1e-300)
-            x = (x[0] + alpha * p[0], x[1] + alpha * p[1])
-            r = (r[0] - alpha * Ap[0], r[1] - alpha * Ap[1])
-            rs_new = dot(r, r)
-            beta = rs_new / rs.clamp_min(1e-300)
-            p = (r[0] + beta * p[0], r[1] + beta * p[1])
-            rs = rs_new
-        return x
-
-
 def prediction_influence(
     X: np.ndarray, Y: np.ndarray, R: sp.csr_matrix, reg: float, t: int, users: np.ndarray, batch: int = 256
 ) -> np.ndarray:
@@ -212,9 +164,10 @@ def prediction_influence(
         Bx[us, :, torch.arange(m)] = H.Y[t].expand(m, d)  # d r_ot / d x_o = y_t
         By[t] = H.X[us].T  # d r_ot / d y_t = x_o
         Vx, Vy = H.solve(Bx, By)
-        # grad l((k, j)) = -2 res_kj (y_j in x_k, x_k in y_j)
-        g = (H.Yc.unsqueeze(-1) * Vx[H.rows]).sum(1) + (H.Xr.unsqueeze(-1) * Vy[H.cols]).sum(1)
-        out[:, s : s + m] = (-2 * H.res.unsqueeze(-1) * g).numpy()
+        # grad l((k, j)) = -2 res_kj (y_j in x_k, x_k in y_j): its product with V is -2 res_kj times
+        # the directional derivative y_j.v_xk + x_k.v_yj of the prediction at the rating
+        g = H.directional(Vx, Vy)
+        out[:, s : s + m] = (-2 * H.res.unsqueeze(-1) * g.reshape(R.nnz, m)).numpy()
     return out
 
 

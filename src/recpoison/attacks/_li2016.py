@@ -24,8 +24,13 @@ first-order KKT conditions"): at the ALS solution ``theta = (X, X~, Y)`` the sta
     dR/dM~_ui = -(dF/dM~_ui)^T z = 2 (z_x~u . y_i + x~_u . z_yi),      z = H^{-1} grad_theta R,
 
 because ``dF/dM~_ui`` is ``-2 y_i`` in the block of ``x~_u``, ``-2 x~_u`` in the block of ``y_i``, 0
-elsewhere. ``z`` is one linear solve per gradient, done by conjugate gradient with exact
-Hessian-vector products (no Hessian is formed); all fake users are handled jointly. What we
+elsewhere. ``z`` is one linear solve per gradient, done by conjugate gradient (``_cg``) with exact
+Hessian-vector products (no Hessian is formed); all fake users are handled jointly. ``L`` is eq. (1)
+on the extended matrix, so the products are those of :class:`._mfhessian.MFHessian` (the one
+definition of eq. (1)'s Hessian, shared with the exact influence of the S-attacks), built per
+gradient from the surrogate's factors, its fixed real + fake rating pattern and current values, in
+the surrogate's dtype; on single ``(n, d)`` vectors it uses sparse products at the rating pattern
+(``sampled_addmm`` for ``de_ui = a_u.y_i + x_u.b_i``, CSR x dense products for the sums). What we
 implement departs from Li et al. in one respect, deliberately: Li et al. approximate the derivative by
 differentiating each factor's own stationary condition with the others held fixed
 (``d u_i / d M~ = 0``, ``d v_j / d M~_ij = (lambda I + sum u u^T)^{-1} u~_i``). For the integrity
@@ -52,8 +57,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -63,6 +66,7 @@ from ..errors import ConfigError
 from ..interactions import Interactions
 from ..victims.base import topk_indices
 from ..victims.mf import RowBlocks, ridge_solve
+from ._mfhessian import MFHessian, RatingPattern
 from .base import Attack, assemble, non_targets
 
 
@@ -145,13 +149,8 @@ class Surrogate:
         self._csr = (C.indptr.copy(), C.indices.copy(), (C.data - 1).astype(np.int64))
         self._csrT = (CT.indptr.copy(), CT.indices.copy(), (CT.data - 1).astype(np.int64))
         self._shape = shape
-
-        self._P = _csr_tensor(C.indptr, C.indices, torch.ones(C.nnz, dtype=self.dt), shape)
-        self._PT = (torch.as_tensor(CT.indptr.astype(np.int64)), torch.as_tensor(CT.indices.astype(np.int64)))
-        # position in the transpose's csr order of each entry of the matrix's csr order
-        inv = np.empty(rows.size, dtype=np.int64)
-        inv[self._csr[2]] = np.arange(rows.size)
-        self._toT = torch.as_tensor(inv[self._csrT[2]])
+        # the pattern of the Hessian-vector products (fixed for this surrogate; values and factors change)
+        self._pattern = RatingPattern(C.indptr, C.indices, shape)
 
     # ------------------------------------------------------------------ data and training
     def set_fake(self, M: np.ndarray) -> None:
@@ -182,44 +181,17 @@ class Surrogate:
         gY[t] = self.elig.T @ self.X[: self.view.n_normal]
         return gX, gY
 
-    def _with(self, values: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-        if transpose:
-            return _csr_tensor(*self._PT, values[self._toT], self._shape[::-1])
-        return _csr_tensor(self._P.crow_indices(), self._P.col_indices(), values, self._shape)
-
-    def _sampled(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        """Values of A @ B^T at the rating pattern (csr order), without forming A @ B^T."""
-        return torch.sparse.sampled_addmm(self._P, A, B.T, beta=0.0).values()
-
-    def _hvp(self, a: torch.Tensor, b: torch.Tensor, e: torch.Tensor, E, ET) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hessian of L in (X, Y) times (a, b), exact. With ``e`` the residuals r - x.y and
-        ``de_ui = a_u.y_i + x_u.b_i``: (H v)_X = 2 (D Y - E b) + 2 lambda a and
-        (H v)_Y = 2 (D^T X - E^T a) + 2 lambda b (D, E: sparse matrices of de, e)."""
-        de = self._sampled(a, self.Y) + self._sampled(self.X, b)
-        HX = self._with(de) @ self.Y - E @ b
-        HY = self._with(de, transpose=True) @ self.X - ET @ a
-        return 2 * HX + 2 * self.reg * a, 2 * HY + 2 * self.reg * b
-
     def gradient(self, cg_iters: int, cg_tol: float) -> np.ndarray:
         """dR/dM~ (n_fake x n_items) by the implicit function theorem; 0 on the target columns."""
-        e = self._v - self._sampled(self.X, self.Y)
-        E, ET = self._with(e), self._with(e, transpose=True)
+        H = MFHessian(self.X, self.Y, self._pattern, self.reg, values=self._v)  # exact Hessian of L, surrogate's dtype
         gX, gY = self._utility_grad()
-        zX, zY = _cg(lambda a, b: self._hvp(a, b, e, E, ET), gX, gY, cg_iters, cg_tol)
+        zX, zY = _cg(H.matvec, gX, gY, cg_iters, cg_tol)
         f = slice(self.n_real, self.n_real + self.n_fake)
         G = 2 * (zX[f] @ self.Y.T + self.X[f] @ zY.T)
         G = G.double().numpy()
         G[:, self.targets] = 0.0
         G[~self.support] = 0.0
         return G
-
-
-def _csr_tensor(indptr, indices, values: torch.Tensor, shape) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.as_tensor(indptr, dtype=torch.int64),
-                                       torch.as_tensor(indices, dtype=torch.int64), values, size=tuple(shape),
-                                       check_invariants=False)
 
 
 def _cg(hvp, bX, bY, iters: int, tol: float):
