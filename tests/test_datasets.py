@@ -19,9 +19,9 @@ from recpoison.errors import ConfigError, DataError, UnknownNameError
 
 
 def test_registered_names_and_listing():
-    assert set(datasets.DATASETS.names()) == {"ml-100k", "synthetic"}
+    assert set(datasets.DATASETS.names()) == {"ml-100k", "filmtrust", "synthetic"}
     rows = datasets.list_datasets()
-    assert {r[0] for r in rows} == {"ml-100k", "synthetic"}
+    assert {r[0] for r in rows} == {"ml-100k", "filmtrust", "synthetic"}
     assert all(len(r) == 3 and all(isinstance(x, str) and x for x in r) for r in rows)
 
 

@@ -4,7 +4,9 @@
 :class:`CellCache` shares the loaded data, the split and the clean victim between cells that agree on
 them, so a grid trains each clean model once.
 
-Protocol: each normal user's latest rating is held out (leave-one-out) for the accuracy metrics;
+Protocol: each normal user's latest rating is held out (leave-one-out) for the accuracy metrics
+(a data set with a given split, such as FilmTrust, holds out its own test ratings instead, the same
+for every seed: :func:`make_split`);
 the attacker sees the training part, whole (``knowledge="full"``) or a partial view of it
 (``"partial:F"``, :mod:`recpoison.knowledge`); ``n_fake = round(attack_size * n_normal)``
 fake users are appended; the victim is retrained from the same initial seed on the poisoned data;
@@ -105,6 +107,14 @@ def load_data(spec: CellSpec) -> Interactions:
             return datasets.load(spec.dataset).to_implicit()
         return datasets.load(spec.dataset, implicit=True)
     return datasets.load(spec.dataset)
+
+
+def make_split(spec: CellSpec, data: Interactions, cache: "CellCache") -> Split:
+    """The data set's given split when it has one (the same for every seed, see
+    :func:`recpoison.datasets.given_split`), else :func:`leave_one_out` drawn from the cell's seed."""
+    if spec.dataset in datasets.GIVEN_SPLITS:
+        return cache.get(("split", spec.dataset, spec.implicit, "given"), lambda: datasets.given_split(spec.dataset, data))
+    return cache.get(("split", spec.dataset, spec.implicit, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split")))
 
 
 def check_data(spec: CellSpec, data: Interactions) -> None:
@@ -252,7 +262,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
 
     data: Interactions = timed("load", lambda: cache.get(("data", spec.dataset, spec.implicit), lambda: load_data(spec)))
     check_data(spec, data)
-    split: Split = timed("split", lambda: cache.get(("split", spec.dataset, spec.implicit, spec.seed), lambda: leave_one_out(data, derive_rng(spec.seed, "split"))))
+    split: Split = timed("split", lambda: make_split(spec, data, cache))
     train = split.train
     detector = _make_detector(spec, train)  # before any training: a detector the data cannot serve fails at once
     targets = cache.get(

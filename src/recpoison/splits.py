@@ -3,6 +3,9 @@
 :func:`leave_one_out` holds out each user's latest rating (seed 004 §"Metrics": "We split the
 dataset using the leave-one-out method"; seed 002 and NCF use the latest interaction). Ties in time,
 and data without timestamps, are broken at random with the given generator.
+
+:func:`split_out` holds out given (user, item) pairs instead: a data set that comes with its own
+split (FilmTrust, :mod:`recpoison.datasets.filmtrust`) is split this way, the same for every seed.
 """
 
 from __future__ import annotations
@@ -38,7 +41,40 @@ def leave_one_out(data: Interactions, rng: np.random.Generator, min_ratings: int
     order = np.lexsort((tie, when, rows))  # grouped by row, latest last
     last = order[m.indptr[1:] - 1]  # position (in csr order) of each row's latest entry
     users = np.flatnonzero(counts >= min_ratings)
-    held = last[users]
+    return _hold_out(data, users, last[users])
+
+
+def split_out(data: Interactions, user_ids: np.ndarray, item_ids: np.ndarray) -> Split:
+    """Hold out the given pairs of raw ids (at most one per user), e.g. a data set's own test file.
+
+    Raises:
+        DataError: a pair is not in ``data``, or a user appears twice.
+    """
+    from .errors import DataError
+
+    m = data.matrix
+    uid, iid = np.asarray(data.user_ids), np.asarray(data.item_ids)
+    u_sorted, i_sorted = np.argsort(uid, kind="stable"), np.argsort(iid, kind="stable")
+    rows = u_sorted[np.clip(np.searchsorted(uid, user_ids, sorter=u_sorted), 0, len(uid) - 1)]
+    cols = i_sorted[np.clip(np.searchsorted(iid, item_ids, sorter=i_sorted), 0, len(iid) - 1)]
+    found = (uid[rows] == user_ids) & (iid[cols] == item_ids)
+    held = np.full(len(rows), -1, dtype=np.int64)
+    for k in np.flatnonzero(found):  # one pair per user: a few thousand lookups at most
+        lo, hi = m.indptr[rows[k]], m.indptr[rows[k] + 1]
+        j = lo + np.searchsorted(m.indices[lo:hi], cols[k])
+        if j < hi and m.indices[j] == cols[k]:
+            held[k] = j
+    if np.any(held < 0):
+        k = int(np.flatnonzero(held < 0)[0])
+        raise DataError(f"held-out pair (user {user_ids[k]}, item {item_ids[k]}) is not in the data set {data.name!r}")
+    if len(np.unique(rows)) != len(rows):
+        raise DataError(f"the given split of {data.name!r} holds out more than one rating of a user")
+    return _hold_out(data, rows, held)
+
+
+def _hold_out(data: Interactions, users: np.ndarray, held: np.ndarray) -> Split:
+    """Split with the csr positions ``held`` (one per row in ``users``) held out."""
+    m = data.matrix
     test_items = np.full(data.n_users, -1, dtype=np.int64)
     test_ratings = np.full(data.n_users, np.nan)
     test_items[users] = m.indices[held]

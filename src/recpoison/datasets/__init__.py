@@ -1,9 +1,16 @@
-"""Data sets: registered names (``ml-100k``, ``synthetic``) and ratings files given by path.
+"""Data sets: registered names (``ml-100k``, ``filmtrust``, ``synthetic``) and ratings files given by path.
 
 ``load("ml-100k")`` returns the real MovieLens-100K (downloaded once into the user cache, see
-:mod:`recpoison.datasets.movielens`); ``load("synthetic", n_users=500)`` a generated data set
+:mod:`recpoison.datasets.movielens`); ``load("filmtrust")`` FilmTrust read from local files
+(:mod:`recpoison.datasets.filmtrust`); ``load("synthetic", n_users=500)`` a generated data set
 (:mod:`recpoison.datasets.synthetic`); ``load("path/to/ratings.csv")`` any ratings file
 (:mod:`recpoison.datasets.files`). DESIGN.md, "Data sources".
+
+Given splits: a registered data set that comes with its own train/test split has an entry in
+:data:`GIVEN_SPLITS` (name -> function ``(data) -> Split``, ``data`` being the loaded data set or its
+implicit view). :func:`given_split` returns that split, or ``None`` when the data set has none, and
+the pipeline then draws :func:`~recpoison.splits.leave_one_out` instead. A given split does not
+depend on the seed.
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import build_config
 from ..errors import ConfigError, UnknownNameError
 from ..interactions import Interactions
 from ..registry import Registry
+from ..splits import Split
 from ..text import short
+from .filmtrust import filmtrust_split, load_filmtrust
 from .files import RATING_FILE_SUFFIXES, load_ratings_file
 from .movielens import load_ml100k
 from .synthetic import load_synthetic, make_synthetic
@@ -38,6 +47,33 @@ class _ML100KConfig:
 def _load_ml100k(**params: Any) -> Interactions:
     cfg = build_config(_ML100KConfig, params, owner="dataset 'ml-100k'")
     return load_ml100k(cfg.cache_dir)
+
+
+@dataclass(frozen=True)
+class _NoParams:
+    pass
+
+
+@DATASETS.register(
+    "filmtrust",
+    paper="Guo, Zhang & Yorke-Smith, A Novel Bayesian Similarity Measure for Recommender Systems, "
+    "IJCAI 2013; seed 004 Table 1; leave-one-out files of Wu et al. (SIGIR 2021)",
+    summary="FilmTrust: 796 users x 2011 items, 30,880 ratings 1-8, given leave-one-out split "
+    "(files from $RECPOISON_DATA/filmtrust or ../shared/data/filmtrust)",
+)
+def _load_filmtrust(**params: Any) -> Interactions:
+    build_config(_NoParams, params, owner="dataset 'filmtrust'")
+    return load_filmtrust()
+
+
+#: Data sets with their own split: name -> ``(data) -> Split`` (see the module docstring).
+GIVEN_SPLITS: dict[str, Callable[[Interactions], Split]] = {"filmtrust": filmtrust_split}
+
+
+def given_split(name: str, data: Interactions) -> Split | None:
+    """The split that comes with the registered data set ``name``, or ``None`` if it has none."""
+    fn = GIVEN_SPLITS.get(name) if isinstance(name, str) else None
+    return fn(data) if fn is not None else None
 
 
 DATASETS.register(
@@ -108,6 +144,9 @@ __all__ = [
     "DATASETS",
     "load",
     "list_datasets",
+    "GIVEN_SPLITS",
+    "given_split",
+    "load_filmtrust",
     "load_ml100k",
     "load_ratings_file",
     "make_synthetic",
