@@ -74,6 +74,13 @@ def test_k_defaults_to_seed_004_table_2():
     data = planted_attack()[0]
     r = defenses.make("rvd").attach(victims.make("mf", d=8).fit(data))
     assert r.k_ == DEFAULT_K  # a data set the table does not list
+    import dataclasses
+
+    named = dataclasses.replace(data, name="filmtrust") if dataclasses.is_dataclass(data) else None
+    if named is not None:
+        for victim in ("mf", "mf-wu"):  # seed 004's MF row applies to both MF victims
+            m = victims.make(victim, **({"d": 8} if victim == "mf" else {"d": 8, "epochs": 2})).fit(named)
+            assert defenses.make("rvd").attach(m).k_ == min(650, named.n_users)
 
 
 def test_generic_loop_on_a_torch_victim_restores_the_model(poisoned):

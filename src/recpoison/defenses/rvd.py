@@ -15,7 +15,8 @@ users, u's scores are read from the fine-tuned model, and the trained model is r
 
 Defaults: ``k`` from seed 004 Table 2 (per data set and model: ML-100K MF 12, AutoRec 12, CDAE 12,
 NSVD 25; ML-1M 12 / 12 / 12 / 70; FilmTrust 650 / 12 / 12 / 7; Yelp 100 / 100 / 200 / 900 for MF /
-AutoRec / CDAE / NSVD); for a data set or model not in the table, 12 (the most common entry; the
+AutoRec / CDAE / NSVD; its MF row applies to both ``mf`` and ``mf-wu``); for a data set or model
+not in the table, 12 (the most common entry; the
 value used is ``k_``). What the paper leaves open, each a parameter with our choice:
 
 - **whether u is among its neighbours** (``include_self``, default true: u's distance to itself is
@@ -100,7 +101,8 @@ class RVD(Defense):
     def _after_fit(self, data: Interactions) -> None:
         c = self.config
         base = self.victim_name
-        self.k_ = min(c.k if c.k is not None else K_TABLE.get((data.name.lower(), base), DEFAULT_K), data.n_users)
+        model = "mf" if base in ("mf", "mf-wu") else base  # the table's MF: seed 004's (mf-wu) or ours
+        self.k_ = min(c.k if c.k is not None else K_TABLE.get((data.name.lower(), model), DEFAULT_K), data.n_users)
         self.emb_ = np.asarray(self.inner.user_embeddings(), dtype=np.float64)
         if self.emb_.shape[0] != data.n_users:
             raise ConfigError(f"rvd: {base} returned {self.emb_.shape[0]} user embeddings for {data.n_users} users")
