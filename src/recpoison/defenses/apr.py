@@ -49,7 +49,7 @@ from ..interactions import Interactions
 from ..victims._neural import training_threads
 from ..victims.mf_wu import apply_row_gradients
 from .base import DEFENSES
-from .ltsmf import MFTrainingDefense
+from ._mftrain import MFTrainingDefense
 
 
 @dataclass(frozen=True)

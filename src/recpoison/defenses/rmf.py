@@ -51,7 +51,7 @@ import numpy as np
 from ..config import check
 from ..interactions import Interactions
 from .base import DEFENSES
-from .ltsmf import ResidualMFDefense
+from ._mftrain import ResidualMFDefense
 
 
 @dataclass(frozen=True)
