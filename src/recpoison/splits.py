@@ -58,12 +58,11 @@ def split_out(data: Interactions, user_ids: np.ndarray, item_ids: np.ndarray) ->
     rows = u_sorted[np.clip(np.searchsorted(uid, user_ids, sorter=u_sorted), 0, len(uid) - 1)]
     cols = i_sorted[np.clip(np.searchsorted(iid, item_ids, sorter=i_sorted), 0, len(iid) - 1)]
     found = (uid[rows] == user_ids) & (iid[cols] == item_ids)
-    held = np.full(len(rows), -1, dtype=np.int64)
-    for k in np.flatnonzero(found):  # one pair per user: a few thousand lookups at most
-        lo, hi = m.indptr[rows[k]], m.indptr[rows[k] + 1]
-        j = lo + np.searchsorted(m.indices[lo:hi], cols[k])
-        if j < hi and m.indices[j] == cols[k]:
-            held[k] = j
+    # csr position of each pair: entries keyed row-major (csr order, indices sorted within a row)
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * m.shape[1] + m.indices
+    want = rows.astype(np.int64) * m.shape[1] + cols
+    j = np.clip(np.searchsorted(keys, want), 0, max(len(keys) - 1, 0))
+    held = np.where(found & (len(keys) > 0) & (keys[j] == want), j, -1)
     if np.any(held < 0):
         k = int(np.flatnonzero(held < 0)[0])
         raise DataError(f"held-out pair (user {user_ids[k]}, item {item_ids[k]}) is not in the data set {data.name!r}")

@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError
 from ..interactions import Interactions
 from ..victims._neural import training_threads
-from ..victims._autoenc import observed_dot
+from ..victims._autoenc import _check_finetune, observed_dot
 from ..victims.base import Recommender, check_memory, resolve_device
 from .base import Defense
 
@@ -54,12 +54,8 @@ class MFTrainingDefense(Defense):
     def _check_finetune(self, data: Interactions, users, steps: int) -> np.ndarray:
         """The sorted unique ``users`` after the checks of the victims' ``finetune``."""
         self._check_fitted()
-        if not isinstance(data, Interactions) or data.shape != self.train_.shape:
-            raise ConfigError(f"{self.name}: finetune needs an Interactions of shape {self.train_.shape} (the training data)")
-        users = np.unique(np.atleast_1d(np.asarray(users, dtype=np.int64)))
-        if users.size == 0 or users.min() < 0 or users.max() >= data.n_users:
-            raise ConfigError(f"{self.name}: finetune users must be a non-empty set of row indices in [0, {data.n_users})")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        users = _check_finetune(self, data, users, steps)  # the torch victims' checks
+        if steps < 1:
             raise ConfigError(f"{self.name}: steps={steps!r} must be an integer >= 1")
         return users
 

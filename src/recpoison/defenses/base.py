@@ -195,19 +195,18 @@ def check_victim(name: str, victim: str) -> None:
     from ..victims import VICTIMS
 
     cls = VICTIMS.entry(victim).factory
-    for p in parse_chain(name):
-        d = DEFENSES.entry(p).factory
+    kinds = [DEFENSES.entry(p).factory for p in parse_chain(name)]
+    for d in kinds:
         if d.defends is not None and victim not in d.defends:
-            raise ConfigError(f"defense {p} defends {', '.join(d.defends)} only; the victim is {victim}: choose one of those victims or another defense")
-    if any(DEFENSES.entry(p).factory.kind == "training" for p in parse_chain(name)):
+            raise ConfigError(f"defense {d.name} defends {', '.join(d.defends)} only; the victim is {victim}: choose one of those victims or another defense")
+    if any(d.kind == "training" for d in kinds):
         return  # the training defense provides what the inference defenses above it call
-    for p in parse_chain(name):
-        needs = DEFENSES.entry(p).factory.needs
+    for d in kinds:
         # a method only the base class has (user_embeddings raises there) does not count
-        missing = [m for m in needs if getattr(cls, m, None) is None or getattr(cls, m) is getattr(Recommender, m, None)]
+        missing = [m for m in d.needs if getattr(cls, m, None) is None or getattr(cls, m) is getattr(Recommender, m, None)]
         if missing:
             raise ConfigError(
-                f"defense {p} needs a victim with {', '.join(needs)}; {victim} lacks {', '.join(missing)}: "
+                f"defense {d.name} needs a victim with {', '.join(d.needs)}; {victim} lacks {', '.join(missing)}: "
                 "choose mf, autorec, cdae, nsvd, gmf, ncf or lightgcn"
             )
 
