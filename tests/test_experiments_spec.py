@@ -48,6 +48,15 @@ def test_grid_is_the_cartesian_product_with_defaults_filled(tmp_path):
         assert c.spec().attack == c.params["attack"]
 
 
+def test_accuracy_threshold_under_metrics_is_an_axis_left_out_of_keys_while_unset(tmp_path):
+    plain = load_spec(write(tmp_path, SPEC))
+    same = load_spec(write(tmp_path, SPEC.replace("metrics:", "metrics:\n  accuracy_threshold: null"), "same.yaml"))
+    liked = load_spec(write(tmp_path, SPEC + "  accuracy_threshold: 4\n", "liked.yaml"))
+    assert [c.key for c in plain.cells] == [c.key for c in same.cells]  # old runs keep their keys
+    assert {c.params["accuracy_threshold"] for c in liked.cells} == {4}
+    assert not {c.key for c in liked.cells} & {c.key for c in plain.cells}
+
+
 def test_cell_keys_are_stable_and_distinct(tmp_path):
     a = load_spec(write(tmp_path, SPEC))
     b = load_spec(write(tmp_path, SPEC.replace("[none, random, average]", "[average, none, random]"), "other.yaml"))
@@ -95,6 +104,8 @@ def test_knowledge_is_an_axis(tmp_path):
         (lambda s: s.replace("dataset: synthetic", "dataset: nosuchdata"), "spec.yaml: axes.dataset: unknown dataset 'nosuchdata'"),
         (lambda s: s.replace("axes:", "axis:"), "spec.yaml: axis: unknown top-level key"),
         (lambda s: s.replace("  k: 10", "  k: 0"), "spec.yaml: metrics.k: k=0 must be at least 1"),
+        (lambda s: s + "  accuracy_threshold: high\n", "spec.yaml: metrics.accuracy_threshold: accuracy_threshold='high' must be a number or null"),
+        (lambda s: s + "  recall: 5\n", "spec.yaml: metrics.recall: unknown metric option; allowed: k, accuracy_threshold"),
         (lambda s: "- just\n- a list\n", "spec.yaml: the spec must be a mapping"),
         (lambda s: s + "per_attack:\n  popular: {}\n", "spec.yaml: per_attack.popular: attack 'popular' is not on the attack axis"),
     ],

@@ -73,3 +73,27 @@ def test_attacks_that_optimise_a_top_k_list_receive_the_cells_k(monkeypatch):
     assert [s for s in seen if s[0] == "random"] == [("random", 5, None)]  # the K=20 cell reused K=5's profiles
     pinned = attacks_mod.make("u-tna", top_n=7, **small)
     assert not pinned.uses_cell_k() and pinned.list_length() == 7
+
+
+def test_accuracy_threshold_counts_only_users_whose_held_out_rating_meets_it():
+    """Seed 004 App. D: accuracy over the users whose held-out rating is >= the threshold, beside
+    the accuracy over all users; both recomputed here from the split and the victim's top-K."""
+    from recpoison import victims
+    from recpoison.metrics import loo_accuracy_from_topk
+    from recpoison.pipeline import CellCache, CellSpec, load_data, make_split, run_cell
+    from recpoison.seeding import derive_seed
+
+    spec = CellSpec(dataset="synthetic", victim="mostpop", attack="none", n_targets=1, k=5, accuracy_threshold=4)
+    res = run_cell(spec, CellCache())
+    assert res["accuracy_threshold"] == 4
+    split = make_split(spec, load_data(spec), CellCache())
+    model = victims.make("mostpop", seed=derive_seed(0, "victim")).fit(split.train)
+    users = np.arange(split.train.n_normal)
+    topk = model.recommend(users, 5)
+    liked = split.test_ratings[users] >= 4
+    assert 0 < liked.sum() < len(users)  # the threshold splits the users
+    expect = loo_accuracy_from_topk(topk, np.where(liked, split.test_items[users], -1), users)
+    assert res["accuracy_before"]["hr_liked"] == pytest.approx(expect["hr"])
+    assert res["accuracy_before"]["ndcg_liked"] == pytest.approx(expect["ndcg"])
+    assert res["accuracy_before"]["hr"] == pytest.approx(loo_accuracy_from_topk(topk, split.test_items, users)["hr"])
+    assert "hr_liked" not in run_cell(CellSpec(dataset="synthetic", victim="mostpop", attack="none", n_targets=1, k=5), CellCache())["accuracy_before"]

@@ -16,6 +16,7 @@ target HR@K (seed 001 §3.2) is measured over normal users before and after.
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 import os
 import time
@@ -62,6 +63,9 @@ class CellSpec:
     defense_params: dict = field(default_factory=dict)
     #: read the data as implicit feedback (every rating -> 1; a file needs no rating column)
     implicit: bool = False
+    #: also report accuracy over the users whose held-out rating is at least this (seed 004 App. D:
+    #: "users whose actual rating meets the threshold"): ``accuracy_*.hr_liked`` / ``ndcg_liked``
+    accuracy_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check(isinstance(self.dataset, str) and self.dataset.strip() != "", "dataset must be a non-empty name or path")
@@ -81,6 +85,9 @@ class CellSpec:
         check(1 <= self.k <= MAX_INT, f"k={self.k} must be at least 1 (and below the number of items)")
         check(0 <= self.seed <= MAX_SEED, f"seed={self.seed} must be in [0, {MAX_SEED}]; use e.g. --seed 0")
         check(isinstance(self.implicit, bool), f"implicit={short(self.implicit)} must be true or false")
+        check(self.accuracy_threshold is None or (isinstance(self.accuracy_threshold, (int, float)) and not isinstance(self.accuracy_threshold, bool)
+                                                  and math.isfinite(self.accuracy_threshold)),
+              f"accuracy threshold {short(self.accuracy_threshold)} must be a rating value such as 4 (or left out)")
         check(all(isinstance(p, dict) for p in (self.victim_params, self.attack_params, self.detector_params, self.defense_params)),
               "victim_params, attack_params, detector_params and defense_params must be mappings")
         check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
@@ -233,9 +240,11 @@ def _frozen(params: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
-def _evaluate(model, split: Split, targets: np.ndarray, k: int, test_items: np.ndarray | None = None) -> dict[str, Any]:
+def _evaluate(model, split: Split, targets: np.ndarray, k: int, kept: np.ndarray | None = None,
+              threshold: float | None = None) -> dict[str, Any]:
     """Target HR@K and leave-one-out accuracy over the normal users of the model's training data;
-    ``test_items``: their held-out items, when the rows are not the split's (after detection)."""
+    ``kept``: the split's normal users those rows are, when they are not all of them (after
+    detection); ``threshold``: accuracy also over the users whose held-out rating is >= it."""
     data = model.train_
     users = np.arange(data.n_normal)
     t = time.perf_counter()
@@ -243,9 +252,18 @@ def _evaluate(model, split: Split, targets: np.ndarray, k: int, test_items: np.n
     seconds = time.perf_counter() - t
     hr = hit_ratio_from_topk(topk, data, targets, users)
     hr_all = hit_ratio_from_topk(topk, data, targets, users, denominator="all")
-    acc = loo_accuracy_from_topk(topk, split.test_items if test_items is None else test_items, users)
-    return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), **{f"acc_{k_}": v for k_, v in acc.items()},
+    test_items = split.test_items if kept is None else split.test_items[kept]
+    acc = loo_accuracy_from_topk(topk, test_items, users)
+    if threshold is not None:
+        test_ratings = split.test_ratings if kept is None else split.test_ratings[kept]
+        liked = np.where(test_ratings[users] >= threshold, test_items[users], -1)  # NaN (none held out) compares False
+        acc.update({f"{m}_liked": v for m, v in loo_accuracy_from_topk(topk, liked, users).items()})
+    return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), "acc": acc,
             "seconds_per_user": seconds / max(1, len(users))}
+
+
+def _mean_acc(accs: list[dict[str, float]]) -> dict[str, float]:
+    return {m: float(np.mean([a[m] for a in accs])) for m in accs[0]}
 
 
 def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool = False):
@@ -274,7 +292,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
 
     def fit_clean():
         model = victims.make(spec.victim, **vparams).fit(train)
-        return model, _evaluate(model, split, targets, spec.k)
+        return model, _evaluate(model, split, targets, spec.k, threshold=spec.accuracy_threshold)
 
     clean_model, before = timed("fit_clean", lambda: cache.get(vkey + (spec.k, tuple(targets)), fit_clean))
     defended = spec.defense != "none"
@@ -312,24 +330,24 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
             hr_after[pos] = np.asarray(before["hr_per_target"])[pos]
             hr_all_after[pos] = np.asarray(before["hr_all_per_target"])[pos]
-            accs.append((before["acc_hr"], before["acc_ndcg"]))
+            accs.append(before["acc"])
             poisoned, ev = train, before
         else:
             poisoned = train.append_users(fakes)
             model = timed("fit_poisoned", lambda: victims.make(spec.victim, **vparams).fit(poisoned))
-            ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k))
+            ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k, threshold=spec.accuracy_threshold))
             hr_after[pos] = ev["hr_per_target"]
             hr_all_after[pos] = ev["hr_all_per_target"]
-            accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+            accs.append(ev["acc"])
         if defended:
             # defense stage: the victim defended on the same poisoned data (an inference defense
             # wraps the model just trained; a training defense trains its own)
             plain = clean_model if fakes.n_users == 0 else model
             dmodel = timed("defense_fit", lambda: _defended(spec, vparams, poisoned, plain, vkey if fakes.n_users == 0 else None, cache))
-            ev_f = timed("defense_evaluate", lambda: _evaluate(dmodel, split, group, spec.k))
+            ev_f = timed("defense_evaluate", lambda: _evaluate(dmodel, split, group, spec.k, threshold=spec.accuracy_threshold))
             hr_def[pos] = ev_f["hr_per_target"]
             hr_all_def[pos] = ev_f["hr_all_per_target"]
-            def_accs.append((ev_f["acc_hr"], ev_f["acc_ndcg"]))
+            def_accs.append(ev_f["acc"])
             def_time.append((ev["seconds_per_user"], ev_f["seconds_per_user"]))
         if detector is None:
             continue
@@ -349,7 +367,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         if not mask.any():  # nobody removed: the figures without detection stand
             hr_det[pos] = np.asarray(ev["hr_per_target"])[pos] if ev is before else ev["hr_per_target"]
             hr_all_det[pos] = np.asarray(ev["hr_all_per_target"])[pos] if ev is before else ev["hr_all_per_target"]
-            det_accs.append((ev["acc_hr"], ev["acc_ndcg"]))
+            det_accs.append(ev["acc"])
             continue
         kept_normal = np.flatnonzero(~mask[: train.n_normal])
         cleaned = poisoned.drop_users(mask)
@@ -357,15 +375,14 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         if fakes.n_users == 0:  # the same flags on the clean data give the same model: share it
             fit_d = (lambda f=fit_d: cache.get(("detected-clean", vkey, hashlib.sha1(mask.tobytes()).hexdigest()), f))
         model_d = timed("fit_detected", fit_d)
-        ev_d = timed("evaluate", lambda: _evaluate(model_d, split, group, spec.k, split.test_items[kept_normal]))
+        ev_d = timed("evaluate", lambda: _evaluate(model_d, split, group, spec.k, kept_normal, spec.accuracy_threshold))
         hr_det[pos] = ev_d["hr_per_target"]
         hr_all_det[pos] = ev_d["hr_all_per_target"]
-        det_accs.append((ev_d["acc_hr"], ev_d["acc_ndcg"]))
+        det_accs.append(ev_d["acc"])
     after = {
         "hr": _mean(hr_after),
         "hr_per_target": hr_after.tolist(),
-        "acc_hr": float(np.mean([a[0] for a in accs])),
-        "acc_ndcg": float(np.mean([a[1] for a in accs])),
+        "acc": _mean_acc(accs),
     }
     result = {
         "dataset": spec.dataset,
@@ -387,20 +404,22 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         # the same hits over all normal users, those who rated the target included (Huang et al.)
         "hr_all_before": _mean(np.asarray(before["hr_all_per_target"], dtype=float)),
         "hr_all_after": _mean(hr_all_after),
-        "accuracy_before": {"hr": before["acc_hr"], "ndcg": before["acc_ndcg"]},
-        "accuracy_after": {"hr": after["acc_hr"], "ndcg": after["acc_ndcg"]},
+        "accuracy_before": before["acc"],
+        "accuracy_after": after["acc"],
         "victim_params": spec.victim_params,
         "attack_params": spec.attack_params,
         "detector": spec.detector,
         "detector_params": spec.detector_params,
     }
+    if spec.accuracy_threshold is not None:
+        result["accuracy_threshold"] = spec.accuracy_threshold
     if defended:
         result["defense"] = spec.defense
         result["defense_params"] = spec.defense_params
         result["hr_after_defense"] = _mean(hr_def)
         result["hr_per_target_after_defense"] = hr_def.tolist()
         result["hr_all_after_defense"] = _mean(hr_all_def)
-        result["accuracy_after_defense"] = {"hr": float(np.mean([a[0] for a in def_accs])), "ndcg": float(np.mean([a[1] for a in def_accs]))}
+        result["accuracy_after_defense"] = _mean_acc(def_accs)
         # top-K lists of the normal users: the wall time of recommend() per user, plain and defended
         result["inference_seconds_per_user"] = {"plain": float(np.mean([t[0] for t in def_time])), "defended": float(np.mean([t[1] for t in def_time]))}
     if detector is not None:
@@ -417,7 +436,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         result["hr_after_detection"] = _mean(hr_det)
         result["hr_per_target_after_detection"] = hr_det.tolist()
         result["hr_all_after_detection"] = _mean(hr_all_det)
-        result["accuracy_after_detection"] = {"hr": float(np.mean([a[0] for a in det_accs])), "ndcg": float(np.mean([a[1] for a in det_accs]))}
+        result["accuracy_after_detection"] = _mean_acc(det_accs)
     result["seconds"] = {k_: round(v, 4) for k_, v in seconds.items()}
     if return_fakes:
         return result, fake_parts

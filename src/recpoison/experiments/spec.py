@@ -17,6 +17,7 @@ Format (every axis takes one value or a non-empty list; the grid is their Cartes
       knowledge: ...                # any other field of pipeline.CellSpec is an axis too
     metrics:
       k: [10, 20]                   # HR@K / accuracy@K for each K (one cell per K, see below)
+      accuracy_threshold: 4         # also accuracy over users whose held-out rating is >= 4 (seed 004 App. D)
     per_victim:                     # extra parameters for one victim / attack only (optional)
       mf: {sweeps: 5}
     per_attack:
@@ -53,6 +54,8 @@ from ..errors import ConfigError, RecPoisonError
 from ..text import excerpt, short
 
 TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector", "per_defense")
+#: the axes a spec may also give under ``metrics:``
+METRIC_AXES = ("k", "accuracy_threshold")
 PARAM_AXES = ("victim_params", "attack_params", "detector_params", "defense_params")
 #: the component axes that have a parameter axis and a per_<kind> section
 KINDS = ("victim", "attack", "detector", "defense")
@@ -61,7 +64,8 @@ KINDS = ("victim", "attack", "detector", "defense")
 MAX_CELLS = 100_000
 #: CellSpec fields added after stores existed: left out of the cell key while they hold this
 #: default, so the cells of older run folders keep their keys (and resume).
-KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}, "defense": "none", "defense_params": {}}
+KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}, "defense": "none", "defense_params": {},
+                                         "accuracy_threshold": None}
 
 
 def _cellspec():
@@ -238,20 +242,21 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
     metrics = raw.get("metrics") or {}
     if not isinstance(metrics, dict):
         _fail(f"{source}: metrics", "must be a mapping such as {k: [10, 20]}")
-    bad = sorted(set(metrics) - {"k"})
+    bad = sorted(set(metrics) - set(METRIC_AXES))
     if bad:
-        _fail(f"{source}: metrics.{excerpt(bad[0])}", "unknown metric option; allowed: k (HR@K and accuracy@K are always reported)")
-    if "k" in metrics:
-        if "k" in axes_raw:
-            _fail(f"{source}: metrics.k", "k is given both under axes and metrics; keep one")
-        axes_raw["k"] = metrics["k"]
+        _fail(f"{source}: metrics.{excerpt(bad[0])}", "unknown metric option; allowed: k, accuracy_threshold (HR@K and accuracy@K are always reported)")
+    for name in METRIC_AXES:
+        if name in metrics:
+            if name in axes_raw:
+                _fail(f"{source}: metrics.{name}", f"{name} is given both under axes and metrics; keep one")
+            axes_raw[name] = metrics[name]
     for key, value in (overrides or {}).items():
         axes_raw[key] = value
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(CellSpec)}
 
     axes: dict[str, list] = {}
     for name, value in axes_raw.items():
-        where = "metrics.k" if name == "k" and "k" in metrics else f"axes.{excerpt(name)}"
+        where = f"metrics.{name}" if name in METRIC_AXES and name in metrics else f"axes.{excerpt(name)}"
         place = f"{source}: {where}"
         if name not in names:
             _fail(place, f"unknown axis; valid axes: {', '.join(names)}")
