@@ -1,6 +1,6 @@
 """The hand-written fast paths compute what the plain torch code computes.
 
-* ``victims._optim``: the same parameters as ``torch.optim`` after many steps (bitwise), without
+* ``victims._optim``: the same parameters as ``torch.optim`` after many steps (bitwise; Adam fused and not), without
   importing ``torch._dynamo``;
 * LightGCN's hand-written BPR gradient equals autograd's on the reference loss (``_pair_logits``).
 """
@@ -20,8 +20,10 @@ from recpoison.victims.lightgcn import propagate, propagate_nograd
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (lambda p: _optim.Adam(p, lr=1e-2, weight_decay=1e-3), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3)),
-        (lambda p: _optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3)),
+        (lambda p: _optim.Adam(p, lr=1e-2, weight_decay=1e-3), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3, fused=True)),
+        (lambda p: _optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3, fused=True)),
+        (lambda p: _optim.Adam(p, lr=1e-2, weight_decay=1e-3, fused=False), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3, foreach=False)),
+        (lambda p: _optim.Adam(p, lr=1e-3, fused=False), lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False)),
         (lambda p: _optim.Adagrad(p, lr=0.3, eps=1.0), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1.0)),
         (lambda p: _optim.Rprop(p, lr=1e-2), lambda p: torch.optim.Rprop(p, lr=1e-2)),
         (lambda p: _optim.SGD(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=1e-2)),
@@ -153,3 +155,38 @@ def test_mf_trains_on_one_thread_whatever_torch_is_set_to():
         torch.set_num_threads(n)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+
+
+@pytest.mark.parametrize("victim", ["ncf", "gmf-branch"])
+def test_neumf_hand_written_bce_gradient_equals_autograd(victim):
+    """``ncf.neumf_bce_step_grads`` (the ncf victim's step and dl-ncf's surrogate) gives autograd's
+    loss and gradient of every parameter, the tower's ReLUs included; also for the GMF branch alone."""
+    from recpoison.victims.ncf import neumf_bce_step_grads
+
+    data = planted_blocks(seed=4)
+    model = make("ncf", epochs=1, seed=0).fit(data)  # trained a little: some ReLUs are off
+    m = model.module_
+    rng = np.random.default_rng(2)
+    u = torch.from_numpy(rng.integers(0, data.n_users, 128))
+    i = torch.from_numpy(rng.integers(0, data.n_items, 128))
+    y = torch.from_numpy(rng.integers(0, 2, 128).astype(np.float32))
+    mlp = victim == "ncf"
+    h = m.h if mlp else torch.nn.Parameter(m.h.detach()[: m.d].clone())
+    args = (m.Pg, m.Qg, m.Pm, m.Qm, list(m.W), list(m.B)) if mlp else (m.Pg, m.Qg, None, None, None, None)
+    params = {"Pg": m.Pg, "Qg": m.Qg, "h": h, "b": m.b}
+    if mlp:
+        params.update({"Pm": m.Pm, "Qm": m.Qm, **{f"W{j}": w for j, w in enumerate(m.W)}, **{f"B{j}": b for j, b in enumerate(m.B)}})
+    loss_fast = neumf_bce_step_grads(*args, h, m.b, u, i, y)
+    fast = {k: p.grad.clone() for k, p in params.items()}
+    for p in params.values():
+        p.grad = None
+    logit = (m.Pg[u] * m.Qg[i]) @ h[: m.d] + m.b
+    if mlp:
+        z1 = torch.cat([m.Pm[u], m.Qm[i]], dim=1) @ m.W[0].T + m.B[0]
+        assert 0.05 < float((z1 > 0).float().mean()) < 0.95  # both sides of the ReLU are exercised
+        logit = logit + m.tower(z1) @ h[m.d :]
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+    loss.backward()
+    np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-6)
+    for k, p in params.items():
+        np.testing.assert_allclose(fast[k].numpy(), p.grad.numpy(), atol=1e-8, rtol=1e-4, err_msg=k)

@@ -49,14 +49,47 @@ class Optimizer:
 class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015) with torch's coupled ``weight_decay`` (L2 added to the gradient)."""
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 fused: bool = True):
         super().__init__(params, lr)
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
+        self.fused = bool(fused)
 
     @torch.no_grad()
     def step(self) -> None:
+        """``fused`` (default): torch's fused Adam kernel (``torch._fused_adam_``, what
+        ``torch.optim.Adam(fused=True)`` runs; the tests check it bitwise): one pass over each
+        parameter instead of seven, 8x faster on the 110,000 parameters of dl-ncf's surrogate (0.12
+        against about 1 ms a step, measured on the two-core machine). Its arithmetic is the same
+        formula in another order, so results differ from the unfused update in the last bits.
+        Otherwise the multi-tensor path below."""
+        if self.fused:
+            self._fused_step()
+            return
+        self._foreach_step()
+
+    def _fused_step(self) -> None:
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not idx:
+            return
+        for i in idx:
+            st = self.state[i]
+            if not st:
+                p = self.params[i]
+                st["step_t"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        states = [self.state[i] for i in idx]
+        steps = [st["step_t"] for st in states]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            [self.params[i] for i in idx], [self.params[i].grad for i in idx], [st["exp_avg"] for st in states],
+            [st["exp_avg_sq"] for st in states], [], steps, lr=self.lr, beta1=self.beta1, beta2=self.beta2,
+            weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+
+    def _foreach_step(self) -> None:
         """All parameters with a gradient in one pass of multi-tensor (``torch._foreach_*``) ops
         when they share their step count (the usual case): on CPU these run the per-tensor kernels
         one tensor after the other, so the numbers are those of the per-tensor update, for an
