@@ -4,6 +4,7 @@ import pytest
 from recpoison.errors import ConfigError
 from recpoison.interactions import Interactions
 from recpoison.metrics import (
+    any_hit_ratio_from_topk,
     detection_rates,
     hit_ratio_from_topk,
     loo_accuracy_from_topk,
@@ -70,6 +71,21 @@ def test_target_hit_ratio_by_hand():
     # item 5: eligible u0,u2,u3 (u1 rated it): hits u2,u3 -> 2/3
     # item 0: eligible u1,u2: hits none -> 0
     np.testing.assert_allclose(hr, [2 / 3, 2 / 3, 0.0])
+
+
+def test_any_target_hit_ratio_by_hand():
+    """Seed 003 §5.1.4: a user hits when any target of the set is in its top-K; all normal users
+    count, those who rated a target included."""
+    m = Fixed(SCORES).fit(data())
+    topk = m.recommend(np.arange(4), 2)  # u0 [2, 4]; u1 [4, 3]; u2 [1, 5]; u3 [5, -1]
+    # {4, 5}: u0 (4), u1 (4), u2 (5), u3 (5; u3 rated 4) -> 4/4; per target 2/3 each
+    assert any_hit_ratio_from_topk(topk, np.array([4, 5]), np.arange(4)) == pytest.approx(1.0)
+    # {0, 3}: only u1 (3; u0 rated both, still counted) -> 1/4
+    assert any_hit_ratio_from_topk(topk, np.array([0, 3])) == pytest.approx(1 / 4)
+    # {1}: u2 -> 1/4 over all users, while the per-target HR divides by the 2 users who have not rated it
+    assert any_hit_ratio_from_topk(topk, np.array([1])) == pytest.approx(1 / 4)
+    assert target_hit_ratio(m, np.array([1]), k=2)[0] == pytest.approx(1 / 2)
+    assert np.isnan(any_hit_ratio_from_topk(topk[:0], np.array([1])))
 
 
 def test_target_rated_by_every_normal_user_is_nan():

@@ -7,6 +7,11 @@ Edge cases: a target every normal user has rated has no eligible user and its
 HR is NaN (left out of the mean, as LensKit does for undefined metrics); an empty top-K list
 counts as a miss.
 
+"Any target" HR@K (seed 003 §5.1.4; REFERENCES.md §8, the RAPU code's ``evalute_attack``): for a
+target *set*, the fraction of the normal users (all of them, those who rated a target included) whose
+top-K list of unseen items contains at least one target of the set ("it is considered as a hit if one
+of these items appears in the ranked list"): :func:`any_hit_ratio_from_topk`.
+
 Accuracy, leave-one-out (seed 004 App. D "Accuracy"; He et al. 2017 for NDCG): for each normal
 user with a held-out item, HR@K = 1 if the held-out item is in the user's top-K among items unseen
 in training, and NDCG@K = 1 / log2(rank + 2) for a hit at 0-based rank (0 otherwise); both averaged
@@ -50,6 +55,19 @@ def hit_ratio_from_topk(
     with np.errstate(invalid="ignore", divide="ignore"):
         hr = (hits & eligible).sum(axis=0) / n_eligible
     return np.where(n_eligible > 0, hr, np.nan)
+
+
+def any_hit_ratio_from_topk(topk: np.ndarray, targets: np.ndarray, users: np.ndarray | None = None) -> float:
+    """The share of the rows of ``topk`` (one per user of ``users``) that hold at least one item of
+    ``targets`` (seed 003 §5.1.4): one number for the whole set. Every user counts in the
+    denominator; the lists are of unseen items (a target the user rated cannot appear, the user can
+    still hit through another target). NaN for no user."""
+    targets = np.atleast_1d(np.asarray(targets, dtype=np.int64))
+    if users is not None and topk.shape[0] != len(users):
+        raise ValueError("topk must have one row per user")
+    if topk.shape[0] == 0:
+        return float("nan")
+    return float(np.isin(topk, targets).any(axis=1).mean())
 
 
 def target_hit_ratio(model, targets: np.ndarray, k: int) -> np.ndarray:

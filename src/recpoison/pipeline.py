@@ -7,10 +7,15 @@ them, so a grid trains each clean model once.
 Protocol: each normal user's latest rating is held out (leave-one-out) for the accuracy metrics
 (a data set with a given split, such as FilmTrust, holds out its own test ratings instead, the same
 for every seed: :func:`make_split`);
-the attacker sees the training part, whole (``knowledge="full"``) or a partial view of it
-(``"partial:F"``, :mod:`recpoison.knowledge`); ``n_fake = round(attack_size * n_normal)``
-fake users are appended; the victim is retrained from the same initial seed on the poisoned data;
-target HR@K (seed 001 §3.2) is measured over normal users before and after.
+the attacker sees the training part, whole (``knowledge="full"``), a partial view of it
+(``"partial:F"``) or a partial and perturbed one (``"perturbed:F"``, seed 003;
+:mod:`recpoison.knowledge`); ``n_fake = round(attack_size * n_normal)`` fake users are appended; the victim is retrained from the same initial seed on the poisoned data
+(always the full training data plus the fakes, whatever the attacker's view);
+target HR@K (seed 001 §3.2) is measured over normal users before and after: by default per target
+over the users who have not rated it, averaged over the targets; with ``hr_definition="any"``
+(seed 003 §5.1.4) the share of all normal users whose top-K holds any target of the set
+(:func:`recpoison.metrics.any_hit_ratio_from_topk`), in ``hr_before``, ``hr_after``,
+``hr_after_defense`` and ``hr_after_detection``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from .detect.base import make_seeded
 from .errors import ConfigError, DataError
 from .interactions import Interactions
 from .knowledge import make_view, parse_knowledge
-from .metrics import detection_rates, hit_ratio_from_topk, loo_accuracy_from_topk
+from .metrics import any_hit_ratio_from_topk, detection_rates, hit_ratio_from_topk, loo_accuracy_from_topk
 from .seeding import derive_rng, derive_seed
 from .splits import Split, leave_one_out
 
@@ -51,7 +56,8 @@ class CellSpec:
     n_targets: int = 5
     k: int = 10
     seed: int = 0
-    target_strategy: Literal["random", "unpopular"] = "random"
+    #: random | unpopular | tier:most-pop|pop|ordinary|unpop|most-unp (see :func:`choose_targets`)
+    target_strategy: str = "random"
     knowledge: str = "full"
     target_mode: Literal["together", "each"] = "together"
     victim_params: dict = field(default_factory=dict)
@@ -66,6 +72,10 @@ class CellSpec:
     #: also report accuracy over the users whose held-out rating is at least this (seed 004 App. D:
     #: "users whose actual rating meets the threshold"): ``accuracy_*.hr_liked`` / ``ndcg_liked``
     accuracy_threshold: float | None = None
+    #: target HR@K: per-target (seed 001/004: per target over the users who have not rated it, mean
+    #: over the targets) or any (seed 003 §5.1.4: share of all normal users whose top-K holds any
+    #: target); with any, hr_before / hr_after / hr_after_defense / hr_after_detection hold that figure
+    hr_definition: Literal["per-target", "any"] = "per-target"
 
     def __post_init__(self) -> None:
         check(isinstance(self.dataset, str) and self.dataset.strip() != "", "dataset must be a non-empty name or path")
@@ -90,13 +100,21 @@ class CellSpec:
               f"accuracy threshold {short(self.accuracy_threshold)} must be a rating value such as 4 (or left out)")
         check(all(isinstance(p, dict) for p in (self.victim_params, self.attack_params, self.detector_params, self.defense_params)),
               "victim_params, attack_params, detector_params and defense_params must be mappings")
-        check(self.target_strategy in ("random", "unpopular"), f"target strategy {self.target_strategy!r}: use 'random' or 'unpopular'")
+        check_target_strategy(self.target_strategy)
+        check(self.hr_definition in HR_DEFINITIONS, f"hr definition {short(self.hr_definition)}: use 'per-target' (seed 001/004) or 'any' (seed 003: a hit when any target of the set is in the top-K)")
+        check(not (self.hr_definition == "any" and self.target_mode == "each"),
+              "hr definition 'any' counts a hit when any target of the set is in a top-K list; with target mode 'each' "
+              "every attack promotes one target, so use target mode 'together' or hr definition 'per-target'")
         parse_knowledge(self.knowledge)
         check(self.target_mode in ("together", "each"), f"target mode {self.target_mode!r}: use 'together' (one attack promotes all targets) or 'each' (one attack per target, seed 001)")
         defenses.split_params(self.defense, self.defense_params)
 
 
 MAX_SEED = 2**32 - 1
+HR_DEFINITIONS = ("per-target", "any")
+#: seed 003 App. A.8 popularity tiers: percentile bands of the items' click counts
+TARGET_TIERS = {"most-pop": (80, 100), "pop": (60, 80), "ordinary": (40, 60), "unpop": (20, 40), "most-unp": (0, 20)}
+TARGET_STRATEGY_HELP = "use 'random', 'unpopular' or 'tier:T' with T one of " + ", ".join(TARGET_TIERS) + " (seed 003 App. A.8)"
 #: leave-one-out needs at least this many users with 2 or more ratings (one held out, one to train on)
 MIN_LOO_USERS = 2
 
@@ -158,9 +176,49 @@ def _raw_id(x: Any) -> Any:
     return str(x)
 
 
+def check_target_strategy(strategy: Any) -> None:
+    """ConfigError (one line) unless ``strategy`` is random, unpopular or tier:<one of TARGET_TIERS>."""
+    if not isinstance(strategy, str):
+        raise ConfigError(f"target strategy {short(strategy)} must be a string; {TARGET_STRATEGY_HELP}")
+    if strategy in ("random", "unpopular"):
+        return
+    kind, sep, tier = strategy.partition(":")
+    if kind == "tier" and sep:
+        if tier not in TARGET_TIERS:
+            raise ConfigError(f"target strategy {short(strategy)}: unknown tier {short(tier)}; {TARGET_STRATEGY_HELP}")
+        return
+    raise ConfigError(f"target strategy {short(strategy)}: {TARGET_STRATEGY_HELP}")
+
+
+def tier_items(data: Interactions, tier: str) -> np.ndarray:
+    """The items of a seed 003 App. A.8 popularity tier: by click count among normal users, "Most Pop."
+    above the 80th percentile, "Popular" 60-80th, "Ordinary" 40-60th, "Unpopular" 20-40th, "Most Unp."
+    below the 20th.
+
+    Choices where the seed is silent: percentiles (numpy's linear interpolation) of the counts of the
+    items with at least one click; items nobody clicked belong to no tier (as for ``unpopular``).
+    The bands are half-open, ``lo < count <= hi`` (``count <= p20`` for most-unp, ``count > p80``
+    for most-pop), so they partition the clicked items and an item whose count equals a boundary
+    percentile falls in the lower tier (the paper writes strict inequalities on both sides, which would
+    leave such items out). With many tied counts a band can be small or empty."""
+    check_target_strategy(f"tier:{tier}")
+    counts = data.item_counts()
+    rated = np.flatnonzero(counts > 0)
+    if rated.size == 0:
+        return rated
+    lo_p, hi_p = TARGET_TIERS[tier]
+    c = counts[rated]
+    lo = np.percentile(c, lo_p) if lo_p > 0 else -np.inf
+    hi = np.percentile(c, hi_p) if hi_p < 100 else np.inf
+    return rated[(c > lo) & (c <= hi)]
+
+
 def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strategy: str = "random") -> np.ndarray:
-    """``n`` distinct target items: uniform (seed 001 §5.1.4) or among the less popular half
-    of the items that have at least one rating ("non-popular items", seed 004 §5.1)."""
+    """``n`` distinct target items drawn uniformly from a pool: all items (``random``, seed 001
+    §5.1.4; seed 003 §5.1.4), the less popular half of the items that have at least one rating
+    (``unpopular``, "non-popular items", seed 004 §5.1), or a popularity tier (``tier:most-pop``,
+    ``pop``, ``ordinary``, ``unpop``, ``most-unp``; seed 003 App. A.8, see :func:`tier_items`)."""
+    check_target_strategy(strategy)
     if n > data.n_items:
         raise ConfigError(f"{n} targets requested but the data set has only {data.n_items} items")
     pool = np.arange(data.n_items)
@@ -170,6 +228,11 @@ def choose_targets(data: Interactions, n: int, rng: np.random.Generator, strateg
         pool = rated[counts[rated] <= np.median(counts[rated])]
         if n > len(pool):
             raise ConfigError(f"{n} unpopular targets requested but only {len(pool)} qualify")
+    elif strategy.startswith("tier:"):
+        tier = strategy.partition(":")[2]
+        pool = tier_items(data, tier)
+        if n > len(pool):
+            raise ConfigError(f"{n} targets requested from tier {tier} but only {len(pool)} items qualify; use fewer targets")
     return np.sort(rng.choice(pool, size=n, replace=False))
 
 
@@ -259,7 +322,7 @@ def _evaluate(model, split: Split, targets: np.ndarray, k: int, kept: np.ndarray
         liked = np.where(test_ratings[users] >= threshold, test_items[users], -1)  # NaN (none held out) compares False
         acc.update({f"{m}_liked": v for m, v in loo_accuracy_from_topk(topk, liked, users).items()})
     return {"hr": _mean(hr), "hr_per_target": hr.tolist(), "hr_all_per_target": hr_all.tolist(), "acc": acc,
-            "seconds_per_user": seconds / max(1, len(users))}
+            "hr_any": any_hit_ratio_from_topk(topk, targets, users), "seconds_per_user": seconds / max(1, len(users))}
 
 
 def _mean_acc(accs: list[dict[str, float]]) -> dict[str, float]:
@@ -307,6 +370,8 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
     hr_all_det = np.full(len(targets), np.nan)
     hr_def = np.full(len(targets), np.nan)  # with the defense (on the same poisoned data)
     hr_all_def = np.full(len(targets), np.nan)
+    # hr_definition "any" (target mode together: one group, all targets): one figure per stage
+    hr_any = {"after": np.nan, "defense": np.nan, "detection": np.nan}
     accs, det_accs, det_stats, def_accs, def_time = [], [], [], [], []
     fake_parts = []
     # a prefix-stable attack's run of n fake users starts with its run of m < n: its random stream
@@ -330,6 +395,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         if fakes.n_users == 0:  # nothing injected: the clean model's figures stand
             hr_after[pos] = np.asarray(before["hr_per_target"])[pos]
             hr_all_after[pos] = np.asarray(before["hr_all_per_target"])[pos]
+            hr_any["after"] = before["hr_any"]
             accs.append(before["acc"])
             poisoned, ev = train, before
         else:
@@ -338,6 +404,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
             ev = timed("evaluate", lambda: _evaluate(model, split, group, spec.k, threshold=spec.accuracy_threshold))
             hr_after[pos] = ev["hr_per_target"]
             hr_all_after[pos] = ev["hr_all_per_target"]
+            hr_any["after"] = ev["hr_any"]
             accs.append(ev["acc"])
         if defended:
             # defense stage: the victim defended on the same poisoned data (an inference defense
@@ -347,6 +414,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
             ev_f = timed("defense_evaluate", lambda: _evaluate(dmodel, split, group, spec.k, threshold=spec.accuracy_threshold))
             hr_def[pos] = ev_f["hr_per_target"]
             hr_all_def[pos] = ev_f["hr_all_per_target"]
+            hr_any["defense"] = ev_f["hr_any"]
             def_accs.append(ev_f["acc"])
             def_time.append((ev["seconds_per_user"], ev_f["seconds_per_user"]))
         if detector is None:
@@ -367,6 +435,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         if not mask.any():  # nobody removed: the figures without detection stand
             hr_det[pos] = np.asarray(ev["hr_per_target"])[pos] if ev is before else ev["hr_per_target"]
             hr_all_det[pos] = np.asarray(ev["hr_all_per_target"])[pos] if ev is before else ev["hr_all_per_target"]
+            hr_any["detection"] = ev["hr_any"]
             det_accs.append(ev["acc"])
             continue
         kept_normal = np.flatnonzero(~mask[: train.n_normal])
@@ -378,6 +447,7 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         ev_d = timed("evaluate", lambda: _evaluate(model_d, split, group, spec.k, kept_normal, spec.accuracy_threshold))
         hr_det[pos] = ev_d["hr_per_target"]
         hr_all_det[pos] = ev_d["hr_all_per_target"]
+        hr_any["detection"] = ev_d["hr_any"]
         det_accs.append(ev_d["acc"])
     after = {
         "hr": _mean(hr_after),
@@ -437,6 +507,16 @@ def run_cell(spec: CellSpec, cache: CellCache | None = None, return_fakes: bool 
         result["hr_per_target_after_detection"] = hr_det.tolist()
         result["hr_all_after_detection"] = _mean(hr_all_det)
         result["accuracy_after_detection"] = _mean_acc(det_accs)
+    if spec.hr_definition != "per-target":
+        # seed 003: the headline HR fields hold the any-target figure over all normal users (the
+        # hr_per_target_* and hr_all_* fields keep their per-target definitions)
+        result["hr_definition"] = spec.hr_definition
+        result["hr_before"] = before["hr_any"]
+        result["hr_after"] = float(hr_any["after"])
+        if defended:
+            result["hr_after_defense"] = float(hr_any["defense"])
+        if detector is not None:
+            result["hr_after_detection"] = float(hr_any["detection"])
     result["seconds"] = {k_: round(v, 4) for k_, v in seconds.items()}
     if return_fakes:
         return result, fake_parts

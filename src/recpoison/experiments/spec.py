@@ -18,6 +18,7 @@ Format (every axis takes one value or a non-empty list; the grid is their Cartes
     metrics:
       k: [10, 20]                   # HR@K / accuracy@K for each K (one cell per K, see below)
       accuracy_threshold: 4         # also accuracy over users whose held-out rating is >= 4 (seed 004 App. D)
+      hr_definition: any            # target HR@K: per-target (default) or any (seed 003 §5.1.4)
     per_victim:                     # extra parameters for one victim / attack only (optional)
       mf: {sweeps: 5}
     per_attack:
@@ -55,7 +56,7 @@ from ..text import excerpt, short
 
 TOP_KEYS = ("name", "description", "axes", "metrics", "per_victim", "per_attack", "per_detector", "per_defense")
 #: the axes a spec may also give under ``metrics:``
-METRIC_AXES = ("k", "accuracy_threshold")
+METRIC_AXES = ("k", "accuracy_threshold", "hr_definition")
 PARAM_AXES = ("victim_params", "attack_params", "detector_params", "defense_params")
 #: the component axes that have a parameter axis and a per_<kind> section
 KINDS = ("victim", "attack", "detector", "defense")
@@ -65,7 +66,7 @@ MAX_CELLS = 100_000
 #: CellSpec fields added after stores existed: left out of the cell key while they hold this
 #: default, so the cells of older run folders keep their keys (and resume).
 KEY_OMITTED_DEFAULTS: dict[str, Any] = {"implicit": False, "detector": "none", "detector_params": {}, "defense": "none", "defense_params": {},
-                                         "accuracy_threshold": None}
+                                         "accuracy_threshold": None, "hr_definition": "per-target"}
 
 
 def _cellspec():
@@ -244,7 +245,7 @@ def parse_spec(raw: Any, source: str = "<spec>", overrides: Mapping[str, Any] | 
         _fail(f"{source}: metrics", "must be a mapping such as {k: [10, 20]}")
     bad = sorted(set(metrics) - set(METRIC_AXES))
     if bad:
-        _fail(f"{source}: metrics.{excerpt(bad[0])}", "unknown metric option; allowed: k, accuracy_threshold (HR@K and accuracy@K are always reported)")
+        _fail(f"{source}: metrics.{excerpt(bad[0])}", "unknown metric option; allowed: k, accuracy_threshold, hr_definition (HR@K and accuracy@K are always reported)")
     for name in METRIC_AXES:
         if name in metrics:
             if name in axes_raw:
