@@ -3,12 +3,11 @@
 promotion on a WRMF victim."""
 
 import numpy as np
-import pytest
 
 from recpoison.attacks import make
 from recpoison.attacks._unrolled import WRMFSettings, train_factors
 from recpoison.datasets.synthetic import make_synthetic
-from recpoison.testing import AttackTests, planted_blocks
+from recpoison.testing import AttackTests, ClickAttackTests, planted_blocks
 
 FAST = {"epochs": 40, "d": 8}
 
@@ -18,7 +17,7 @@ class TestRapuR(AttackTests):
     params = FAST
 
 
-class TestRapuRImplicit(AttackTests):
+class TestRapuRImplicit(ClickAttackTests):
     """Seed 003's setting: clicks, against WRMF, on the synthetic power-law clicks. (On the planted
     blocks the share of items above the targets hardly moves, 0.559 -> 0.555: the mean target-user
     vector of three symmetric groups nearly cancels, so the proxies come from the targets' own
@@ -26,13 +25,6 @@ class TestRapuRImplicit(AttackTests):
 
     name = "rapu-r"
     params = FAST
-    victim = "wrmf"
-    victim_params = {"factors": 8}
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def view(cls):
-        return make_synthetic(n_users=300, n_items=200, seed=5).to_implicit()
 
 
 def _view():

@@ -2,13 +2,12 @@
 code's options, and promotion on a WRMF victim."""
 
 import numpy as np
-import pytest
 import torch
 
 from recpoison.attacks import make
 from recpoison.attacks.revadv import project, target_hit_ratio
 from recpoison.datasets.synthetic import make_synthetic
-from recpoison.testing import AttackTests, planted_blocks
+from recpoison.testing import AttackTests, ClickAttackTests, planted_blocks
 
 FAST = {"adv_epochs": 3, "epochs": 20, "unroll": 5, "d": 8}
 
@@ -18,18 +17,11 @@ class TestRevAdv(AttackTests):
     params = FAST
 
 
-class TestRevAdvImplicit(AttackTests):
+class TestRevAdvImplicit(ClickAttackTests):
     """Clicks, against WRMF, on the synthetic power-law clicks."""
 
     name = "revadv"
     params = FAST
-    victim = "wrmf"
-    victim_params = {"factors": 8}
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def view(cls):
-        return make_synthetic(n_users=300, n_items=200, seed=5).to_implicit()
 
 
 def test_projection_keeps_the_budget_and_the_targets():

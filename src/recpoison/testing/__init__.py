@@ -249,6 +249,21 @@ class AttackTests:
         assert above[1] < above[0] - 0.02, f"share of items above targets: before {above[0]:.3f}, after {above[1]:.3f}"
 
 
+class ClickAttackTests(AttackTests):
+    """:class:`AttackTests` in seed 003's setting: implicit clicks (the synthetic power-law data, 300
+    users x 200 items, as 0/1) against a small WRMF, for the attacks built for click data."""
+
+    victim: ClassVar[str] = "wrmf"
+    victim_params: ClassVar[dict[str, Any]] = {"factors": 8}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def view(cls) -> Interactions:
+        from ..datasets.synthetic import make_synthetic
+
+        return make_synthetic(n_users=300, n_items=200, seed=5).to_implicit()
+
+
 def planted_attack(seed: int = 5, share: float = 0.1, attack: str = "average", n_filler: int = 15) -> tuple[Interactions, np.ndarray]:
     """Known-answer data for detectors: the synthetic power-law, low-rank ratings (300 users x 200
     items) with ``share`` x n_users fake users of ``attack`` appended (targets: the two least rated
