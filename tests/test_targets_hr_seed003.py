@@ -148,3 +148,25 @@ def test_any_definition_fills_the_defense_field():
     # any target over all users >= each target's hits over all users >= their mean
     assert 0 <= res["hr_all_after_defense"] <= res["hr_after_defense"] <= 1
     assert res["hr_after_defense"] != pytest.approx(float(np.nanmean(res["hr_per_target_after_defense"])))
+
+
+def test_report_shows_the_any_target_figure(tmp_path):
+    from recpoison.experiments.executors import make_executor
+    from recpoison.experiments.report import pivot
+    from recpoison.experiments.runner import run_sweep
+    from recpoison.experiments.spec import parse_spec
+
+    spec = parse_spec({"name": "anyhr", "axes": dict(SMALL), "metrics": {"hr_definition": ["any", "per-target"]}})
+    run_sweep(spec, tmp_path / "run", make_executor("inline", 1), progress=False)
+    table = pivot(tmp_path / "run", rows="hr_definition", cols="attack", metric="hr_after", digits=6)
+    from recpoison.experiments.store import Store
+
+    store = Store(tmp_path / "run")
+    res = {c["params"]["hr_definition"] if "hr_definition" in c["params"] else "per-target": c["result"] for c in store.cells()}
+    store.close()
+    any_row = next(line for line in table.splitlines() if line.startswith("| any |"))
+    per_row = next(line for line in table.splitlines() if line.startswith("| per-target |"))
+    # the any-target cell shows its one figure (no spread), the per-target cell the mean over targets
+    assert f"{res['any']['hr_after']:.6f} ± 0.000000" in any_row
+    assert f"{np.mean(res['per-target']['hr_per_target_after']):.6f}" in per_row
+    assert res["any"]["hr_after"] != pytest.approx(float(np.mean(res["any"]["hr_per_target_after"])))

@@ -68,7 +68,9 @@ def _attack_order(run_dir: Path) -> list[str]:
 
 
 def _metric_values(name: str, p: dict, m: dict[str, float]) -> list[float]:
-    if name in ("hr_after", "hr_after_detection"):  # per target, so the std is over targets and seeds
+    if name in ("hr_after", "hr_after_detection") and p.get("hr_definition", "per-target") != "any":
+        # per target, so the std is over targets and seeds; with hr_definition any a cell has one
+        # figure (a hit when any target of the set is in the top-K), kept in hr_after itself
         prefix = "hr_per_target_after[" if name == "hr_after" else "hr_per_target_after_detection["
         vals = [v for k, v in m.items() if k.startswith(prefix)]
         return vals if vals else [m.get(name, float("nan"))]
