@@ -17,6 +17,23 @@ class TestWRMF(VictimTests):
     params = {"factors": 8, "regularization": 0.1, "iterations": 10}
 
 
+class TestWRMFGD(VictimTests):
+    name = "wrmf-gd"
+    params = {"factors": 8, "epochs": 60}
+
+
+def test_wrmf_gd_is_the_attack_surrogate_training_and_lowers_eq10(planted):
+    from recpoison.attacks._unrolled import WRMFSettings, train_factors
+
+    m = make("wrmf-gd", factors=8, epochs=30, seed=3).fit(planted)
+    P, Q = train_factors(planted.to_implicit().matrix, WRMFSettings(d=8), 30, 3)
+    assert np.allclose(m.user_factors_, P, atol=1e-6) and np.allclose(m.item_factors_, Q, atol=1e-6)
+    losses = [make("wrmf-gd", factors=8, epochs=e, seed=3).fit(planted).loss() for e in (1, 10, 60)]
+    assert losses[0] > losses[1] > losses[2]
+    with pytest.raises(ConfigError, match="epochs"):
+        make("wrmf-gd", epochs=0)
+
+
 class TestItemKNN(VictimTests):
     name = "itemknn"
     params = {"k": 20}
@@ -211,6 +228,6 @@ def test_implicit_models_beat_most_popular_on_ml100k():
 
     base = hr("mostpop")
     assert 0.06 < base < 0.11, base
-    for name in ("wrmf", "cdae", "itemknn", "rwr"):
+    for name in ("wrmf", "wrmf-gd", "cdae", "itemknn", "rwr"):
         got = hr(name)
         assert got > base + 0.01, f"{name}: HR@10 {got:.3f} vs MostPop {base:.3f}"
