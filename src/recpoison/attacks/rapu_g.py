@@ -14,13 +14,15 @@ Algorithm 2 on the attacker's ``view`` (normal rows ``R``, 0/1), fake block ``R*
   excludes the items the user clicked in the view; ``False`` ranks the raw scores of all items, as
   the code does (REFERENCES.md §2.6 step 4). A target inside ``I_u*`` adds the constant g(0).
 * **Lower level** (eq. (2)): ``theta* = argmin L_pgm(R, R_theta) + L_train(R*, R*_theta)``, the
-  surrogate WRMF of App. A.4 eq. (10) (``_unrolled``: dense, d = 64, w+ = 20, Adam lr 1e-2, weight
-  decay 1e-5, init N(0, 0.1^2), one full-batch step per epoch, ``epochs`` = 200, App. A.7 Table 4),
+  surrogate WRMF of App. A.4 eq. (10) (``_unrolled``: dense, d = 64, w+ = 20, Adam lr 1e-2 -- the
+  code's optimiser; Algorithm 2 and eq. (9) write plain gradient steps --, weight decay 1e-5, init N(0, 0.1^2), one full-batch step per epoch, ``epochs`` = 200, App. A.7 Table 4),
   trained from the same seed in every outer iteration; the fake rows use eq. (10); the last
   ``unroll`` (20, the code's value) steps are written as differentiable expressions, so that the
   hyper-gradient of eqs. (8)-(9) is one reverse pass truncated to those steps (App. A.1's
   "unrolling tau steps", as [22] = RevAdv). The direct term dL/dR* of eq. (8) is zero (L reads the
-  normal users' scores only).
+  normal users' scores only). The fake rows' instance weights (w+ on a click, 1 elsewhere) are a
+  step function of ``R*`` and carry no gradient: the hyper-gradient flows through ``R*`` in the
+  residuals only (as ``_unrolled`` and the code).
 * **PGM / EM** (Algorithm 1, §3.2-§3.3). For every pair (u, i) of the view: keeping indicator
   ``delta1 ~ Bernoulli(K_ui)``, ``K_ui = (kappa_u + kappa_i) / 2``; if kept, decent indicator
   ``delta2 ~ Bernoulli(G_ui)``, ``G_ui = (gamma_u + gamma_i) / 2``; a decent observation is drawn
@@ -94,8 +96,8 @@ Options reproducing the authors' code (``BlackBoxAdvTrainer`` + ``WMFTrainer.fit
 
 Other departures and choices (ours, stated):
 
-* **Budget.** The code keeps the top ``item`` = 100 entries over all columns and then forces the
-  targets (100-105 clicks); here exactly ``n_filler`` non-target proxies + every target. The initial
+* **Budget.** The code keeps the top ``item + |T|`` = 105 entries over all columns and then forces
+  the targets (105-110 clicks); here exactly ``n_filler`` non-target proxies + every target. The initial
   rows are projected by the same popularity-smoothed projection (the code trains its first
   surrogate on the unprojected real rows), so every evaluated block is feasible.
 * **Selection.** The code's selection is off by one (it scores the surrogate trained on the
