@@ -133,7 +133,7 @@ from ..victims._neural import training_threads
 from ..victims._optim import Adam
 from ._unrolled import UnrolledWRMF, WRMFSettings, adam_update, dense_binary
 from .base import ATTACKS, Attack
-from .revadv import _assemble_ragged, target_hit_ratio
+from .revadv import _assemble_ragged, init_rows, target_hit_ratio
 
 
 @dataclass(frozen=True)
@@ -391,16 +391,7 @@ class RapuGAttack(Attack):
         return 4 * ((12 + 4 * c.unroll) * n_users * n_items + 8 * (c.unroll + 1) * (n_users + n_items) * c.d)
 
     def _init_rows(self, view, n_fake: int, rng: np.random.Generator) -> torch.Tensor:
-        c = self.config
-        B = view.binary()[: view.n_normal]
-        light = np.flatnonzero(np.diff(B.indptr) <= c.init_max_clicks)
-        if len(light) == 0:
-            light = np.arange(view.n_normal)
-        if c.init == "first":
-            rows = light[np.arange(n_fake) % len(light)]
-        else:
-            rows = rng.choice(light, n_fake, replace=n_fake > len(light))
-        return dense_binary(B[rows])
+        return init_rows(view, n_fake, self.config.init, self.config.init_max_clicks, rng)
 
     def _generate(self, view, targets, n_fake, n_filler, rng):
         c = self.config

@@ -115,6 +115,20 @@ def target_hit_ratio(scores: torch.Tensor, seen: torch.Tensor, targets: np.ndarr
     return float(hit.float().mean()) if len(hit) else 0.0
 
 
+def init_rows(view, n_fake: int, init: str, max_clicks: int, rng: np.random.Generator) -> torch.Tensor:
+    """Initial fake rows (dense 0/1): rows of real users with at most ``max_clicks`` clicks, drawn at
+    random (``init="random"``) or the first ``n_fake`` of them in id order (``"first"``, the code's)."""
+    B = view.binary()[: view.n_normal]
+    light = np.flatnonzero(np.diff(B.indptr) <= max_clicks)
+    if len(light) == 0:
+        light = np.arange(view.n_normal)
+    if init == "first":
+        rows = light[np.arange(n_fake) % len(light)]
+    else:
+        rows = rng.choice(light, n_fake, replace=n_fake > len(light))
+    return dense_binary(B[rows])
+
+
 @ATTACKS.register(
     "revadv",
     paper="Tang, Wen, Wang, NeurIPS 2020 (seed 003 baseline; REFERENCES.md §3)",
@@ -131,16 +145,7 @@ class RevAdvAttack(Attack):
         return 4 * ((4 + 3 * c.unroll) * n_users * n_items + 8 * (c.unroll + 1) * (n_users + n_items) * c.d)
 
     def _init_rows(self, view, n_fake: int, rng: np.random.Generator) -> torch.Tensor:
-        c = self.config
-        B = view.binary()[: view.n_normal]
-        light = np.flatnonzero(np.diff(B.indptr) <= c.init_max_clicks)
-        if len(light) == 0:
-            light = np.arange(view.n_normal)
-        if c.init == "first":
-            rows = light[np.arange(n_fake) % len(light)]
-        else:
-            rows = rng.choice(light, n_fake, replace=n_fake > len(light))
-        return dense_binary(B[rows])
+        return init_rows(view, n_fake, self.config.init, self.config.init_max_clicks, rng)
 
     def _generate(self, view, targets, n_fake, n_filler, rng):
         c = self.config
