@@ -76,3 +76,26 @@ def test_finetune_decreases_the_restricted_objective_and_leaves_others_alone():
     np.testing.assert_array_equal(m.user_factors_, before["user_factors"])
     with pytest.raises(ConfigError):
         m.finetune(data, np.array([data.n_users]), steps=1)
+
+
+def test_ridge_solve_primal_and_dual_forms_are_exact():
+    """ridge_solve solves rows shorter than d in the dual form (w x w systems) and longer rows in
+    the primal form (d x d): both equal the brute-force ridge solution, empty rows give 0."""
+    import scipy.sparse as sp
+    import torch
+
+    from recpoison.victims.mf import RowBlocks, ridge_solve
+
+    rng = np.random.default_rng(3)
+    n_rows, n_cols, d = 60, 80, 16
+    counts = np.concatenate([[0, 1, 2], rng.integers(3, 60, n_rows - 3)])
+    R = np.zeros((n_rows, n_cols))
+    for r, c in enumerate(counts):  # test data only
+        R[r, rng.choice(n_cols, c, replace=False)] = rng.integers(1, 6, c)
+    Y = rng.normal(size=(n_cols, d))
+    blocks = RowBlocks(sp.csr_matrix(R), torch.float64, torch.device("cpu"))
+    widths = [idx.shape[1] for _, idx, _ in blocks.blocks]
+    assert min(widths) < d <= max(widths)  # both forms are exercised
+    X = ridge_solve(blocks, torch.from_numpy(Y), 2.0).numpy()
+    np.testing.assert_allclose(X, _brute_force_ridge(R, Y, 2.0), atol=1e-10)
+    assert np.all(X[0] == 0)
