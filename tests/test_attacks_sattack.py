@@ -307,3 +307,77 @@ def test_prefix_stable(small, name):
     long = a.generate(data, np.array([7]), 3, 4, np.random.default_rng(9)).matrix
     short = a.generate(data, np.array([7]), 2, 4, np.random.default_rng(9)).matrix
     assert a.prefix_stable and (long[:2] != short).nnz == 0
+
+
+# ------------------------------------------------------------------------------ known answer
+def _majority_blocks(seed: int) -> Interactions:
+    """90 users of a majority group rate their own 40 items often and high, 30 users of a minority
+    group theirs; the target (last item) is neutral: 3 random users rated it 3."""
+    rng = np.random.default_rng(seed)
+    gu = np.r_[np.zeros(90, int), np.ones(30, int)]
+    gi = np.r_[np.zeros(40, int), np.ones(40, int)]
+    same = gu[:, None] == gi[None, :]
+    mask = rng.random(same.shape) < np.where(same, 0.35, 0.02)
+    ratings = np.where(same, rng.integers(4, 6, mask.shape), rng.integers(1, 3, mask.shape))
+    u, i = np.nonzero(mask)
+    raters = rng.choice(120, 3, replace=False)
+    return Interactions.from_arrays(
+        np.r_[u, raters], np.r_[i, np.full(3, 80)], np.r_[ratings[u, i], np.full(3, 3)], rating_scale=(1, 5)
+    )
+
+
+def _share_above_target(view: Interactions, fake: Interactions, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean share of a normal user's unseen items the victim MF scores above the target (0 = first),
+    over the normal users who did not rate it; and the fake users' fillers."""
+    from recpoison.victims import make
+
+    m = make("mf", d=8, reg=1.0, sweeps=15, seed=0).fit(view.append_users(fake))
+    users = np.setdiff1d(np.arange(view.n_normal), view.matrix[:, t].nonzero()[0])
+    s = m.score(users).astype(np.float64)
+    seen = view.matrix[users].toarray() > 0
+    s[seen] = -np.inf
+    fillers = fake.matrix.tocsr()[:, :80].indices  # every filler slot of every fake user
+    return float(np.mean((s > s[:, t]).sum(1) / (~seen).sum(1))), fillers
+
+
+def _optimised_vs_random_fillers(gradient: str) -> list[tuple[float, float, int, int]]:
+    """S-TNA-Inf with its fillers optimised, and the same attack with ``steps=0`` (w stays 0 off the
+    targets, so its fillers are drawn at random, rated the same way): 12 fake users (10%), 10
+    fillers each, Delta 42% of the users (seed 001's 400 of ML-100K's 943), victim MF d 8."""
+    from recpoison.attacks import ATTACKS
+
+    out = []
+    for seed in (0, 1, 2):
+        view, t = _majority_blocks(seed), np.array([80])
+        shares, fills = [], []
+        for steps in (50, 0):
+            a = ATTACKS.make("s-tna-inf", d=8, reg=1.0, delta=0.42, steps=steps, gradient=gradient)
+            share, f = _share_above_target(view, a.generate(view, t, 12, 10, np.random.default_rng(seed), k=10), t)
+            shares.append(share)
+            fills.append(f)
+        out.append((shares[0], shares[1], len(np.unique(fills[0])), len(np.unique(fills[1]))))
+    return out
+
+
+def test_optimised_fillers_differ_from_random_fillers_and_beat_them_with_the_full_gradient():
+    """Known answer (the data set and every setting fixed before the first run, never changed):
+    on planted two-group data, optimising the fillers with ``gradient="full"`` (the loss's own
+    derivative, z recomputed) ranks the target higher for the normal users than the same attack
+    with random fillers, on each of three data seeds (measured: share of items above the target
+    0.266 vs 0.293, 0.218 vs 0.323, 0.318 vs 0.354). The fillers are not a random draw: the fake
+    users share them, 51 / 38 / 58 distinct items against 63 / 62 / 66 for random fillers. (This
+    statistic replaced a first one after the first run: the items new to the union of the 120
+    filler slots, which cover most of the 80 items either way, could not tell the two apart.)"""
+    for opt, rand, distinct_opt, distinct_rand in _optimised_vs_random_fillers("full"):
+        assert opt < rand - 0.01, (opt, rand)
+        assert distinct_opt < distinct_rand, (distinct_opt, distinct_rand)
+
+
+@pytest.mark.xfail(strict=True, reason="measured: with seed 001's gradient (eqs. 20-21, z held fixed) "
+                   "the optimised fillers do not beat random ones on this case (0.294 vs 0.293, "
+                   "0.334 vs 0.323, 0.328 vs 0.354); docs/sattack.md")
+def test_optimised_fillers_beat_random_fillers_with_the_papers_gradient():
+    """The same known-answer case with ``gradient="paper"``: recorded as a measured failure (strict:
+    this test fails the suite if a change makes it pass, so the record stays true)."""
+    for opt, rand, _, _ in _optimised_vs_random_fillers("paper"):
+        assert opt < rand - 0.01, (opt, rand)

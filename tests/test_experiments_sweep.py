@@ -110,7 +110,12 @@ def test_plan_tasks_groups_by_clean_victim_and_splits_for_idle_slots(spec_path):
     assert len(tasks) == 2  # one per seed: the cells of a seed share data split and clean victim
     for t in tasks:
         assert len({p["seed"] for _, p in t}) == 1
-    assert sorted(len(t) for t in plan_tasks(cells, 4)) == [4, 4, 4, 4]
+    # fewer groups than slots: one task per series (seed x attack, both sizes together)
+    tasks = plan_tasks(cells, 4)
+    assert len(tasks) == 8
+    for t in tasks:
+        assert len({(p["seed"], p["attack"]) for _, p in t}) == 1
+        assert sorted(p["attack_size"] for _, p in t) == [0.02, 0.05]
     assert sum(len(t) for t in plan_tasks(cells, 100)) == 16 and len(plan_tasks(cells, 100)) == 16
 
 

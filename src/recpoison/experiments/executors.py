@@ -48,12 +48,19 @@ def n_cores() -> int:
 
 
 def plan_tasks(cells: Sequence, slots: int) -> list[Task]:
-    """Group ``cells`` (spec.Cell) by shared clean victim, then split the largest groups in halves
-    until there are at least ``slots`` tasks (or every task is a single cell). Deterministic."""
+    """Group ``cells`` (spec.Cell) by shared clean victim; where that gives fewer tasks than
+    ``slots``, split each group into its series (cells that differ only in attack size, kept
+    together so that a prefix-stable attack's smaller sizes are served from its larger run), one
+    task each, so that a worker that finishes takes the next series instead of idling while another
+    runs the expensive attacks (the seed-001 grid is one group: halving it gave one worker the five
+    optimised attacks and the other the cheap ones); then split the largest tasks in halves until
+    there are at least ``slots`` (or every task is a single cell). Deterministic."""
     groups: dict[str, list] = {}
     for c in cells:
         groups.setdefault(c.group(), []).append((c.key, c.params))
     tasks = list(groups.values())
+    if len(tasks) < slots:
+        tasks = [series for group in tasks for series in _series(group)]
     while len(tasks) < slots:
         i = max(range(len(tasks)), key=lambda j: len(tasks[j]), default=None)
         if i is None or len(tasks[i]) < 2:
@@ -62,6 +69,16 @@ def plan_tasks(cells: Sequence, slots: int) -> list[Task]:
         half = (len(t) + 1) // 2
         tasks[i:i] = [t[:half], t[half:]]
     return tasks
+
+
+def _series(group: list) -> list[list]:
+    """The cells of ``group`` by everything but their attack size, in first-seen order."""
+    from .spec import canonical_json
+
+    out: dict[str, list] = {}
+    for key, params in group:
+        out.setdefault(canonical_json({k: v for k, v in params.items() if k != "attack_size"}), []).append((key, params))
+    return list(out.values())
 
 
 def _error_text(exc: BaseException) -> str:
