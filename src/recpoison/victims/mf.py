@@ -156,22 +156,23 @@ def ridge_solve(blocks: RowBlocks, F: torch.Tensor, reg: float) -> torch.Tensor:
         if w < d:
             eye = torch.eye(w, dtype=F.dtype, device=F.device)
             K = torch.baddbmm(eye, Fg, Fg.transpose(1, 2), alpha=1.0, beta=reg)
-            L, info = torch.linalg.cholesky_ex(K)
-            rhs = val.unsqueeze(-1)
-            alpha = torch.linalg.solve(K, rhs) if bool(info.any()) else torch.cholesky_solve(rhs, L)
-            X[rows] = torch.bmm(Fg.transpose(1, 2), alpha).squeeze(-1)
+            X[rows] = torch.bmm(Fg.transpose(1, 2), _spd_solve(K, val.unsqueeze(-1))).squeeze(-1)
             continue
         if b is None:
             b = torch.sparse.mm(blocks.matrix, F)
         eye = torch.eye(d, dtype=F.dtype, device=F.device)
         G = torch.baddbmm(eye, Fg.transpose(1, 2), Fg, alpha=1.0, beta=reg)
-        L, info = torch.linalg.cholesky_ex(G)
-        rhs = b[rows].unsqueeze(-1)
-        if bool(info.any()):  # not positive definite (reg <= 0 or overflow): LU instead
-            X[rows] = torch.linalg.solve(G, rhs).squeeze(-1)
-        else:
-            X[rows] = torch.cholesky_solve(rhs, L).squeeze(-1)
+        X[rows] = _spd_solve(G, b[rows].unsqueeze(-1)).squeeze(-1)
     return X
+
+
+def _spd_solve(A: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched ``A^{-1} rhs`` for symmetric positive definite ``A``: Cholesky, or an LU solve of the
+    whole batch where a factorisation fails (not positive definite: reg <= 0 or overflow)."""
+    L, info = torch.linalg.cholesky_ex(A)
+    if bool(info.any()):
+        return torch.linalg.solve(A, rhs)
+    return torch.cholesky_solve(rhs, L)
 
 
 @VICTIMS.register(
