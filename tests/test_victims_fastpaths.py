@@ -99,7 +99,8 @@ def test_gmf_hand_written_bce_gradient_equals_autograd():
     rng = np.random.default_rng(1)
     u = torch.from_numpy(rng.integers(0, data.n_users, 128))
     items = torch.from_numpy(rng.integers(0, data.n_items, (128, 1)))
-    y = torch.from_numpy(rng.integers(0, 2, (128, 1)).astype(np.float32))
+    u, items = torch.cat([u, u[:20]]), torch.cat([items, items[:20]])  # repeated pairs, as sampled negatives may be
+    y = torch.from_numpy(rng.integers(0, 2, (148, 1)).astype(np.float32))
     params = dict(model.module_.named_parameters())
 
     class Capture:
