@@ -191,3 +191,31 @@ def test_neumf_hand_written_bce_gradient_equals_autograd(victim):
     np.testing.assert_allclose(float(loss_fast), float(loss.detach()), rtol=1e-6)
     for k, p in params.items():
         np.testing.assert_allclose(fast[k].numpy(), p.grad.numpy(), atol=1e-8, rtol=1e-4, err_msg=k)
+
+
+def test_pair_pattern_products_equal_the_dense_reference_with_repeated_and_unsorted_pairs():
+    from recpoison.victims._sparse import PairPattern, mm, observed_dot, spmm
+
+    g = torch.Generator().manual_seed(5)
+    rows = torch.randint(0, 12, (80,), generator=g)
+    cols = torch.randint(0, 9, (80,), generator=g)
+    rows, cols = torch.cat([rows, rows[:10]]), torch.cat([cols, cols[:10]])  # repeated pairs
+    v = torch.randn(90, generator=g, dtype=torch.float64)
+    dense = torch.zeros(12, 9, dtype=torch.float64).index_put_((rows, cols), v, accumulate=True)
+    p = PairPattern(rows, cols, 12, 9)
+    assert p.order is not None  # random pairs are not in csr order
+    X, Y = torch.randn(9, 200, generator=g, dtype=torch.float64), torch.randn(12, 200, generator=g, dtype=torch.float64)
+    np.testing.assert_allclose(mm(p.by_row(v), X).numpy(), (dense @ X).numpy(), atol=1e-12)  # 200 columns: blocked
+    np.testing.assert_allclose(mm(p.by_col(v), Y).numpy(), (dense.T @ Y).numpy(), atol=1e-12)
+    assert torch.equal(mm(p.by_row(v), X), torch.sparse.mm(p.by_row(v), X))  # blocking changes no bit
+    A = Y.clone().requires_grad_(True)
+    B = X.clone().requires_grad_(True)
+    out = observed_dot(A, B, p)
+    np.testing.assert_allclose(out.detach().numpy(), (Y[rows] * X[cols]).sum(1).numpy(), atol=1e-12)
+    (out * v).sum().backward()
+    np.testing.assert_allclose(A.grad.numpy(), (dense @ X).numpy(), atol=1e-12)
+    np.testing.assert_allclose(B.grad.numpy(), (dense.T @ Y).numpy(), atol=1e-12)
+    Z = X.clone().requires_grad_(True)
+    M, Mt = p.by_row(v), p.by_col(v)
+    (spmm(M, Mt, Z) * Y).sum().backward()
+    np.testing.assert_allclose(Z.grad.numpy(), (dense.T @ Y).numpy(), atol=1e-12)

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ConfigError, NotFittedError
 from ..interactions import Interactions
-from . import _optim
+from . import _optim, _sparse
 from ._neural import training_threads
 from .base import Recommender, check_memory, resolve_device
 
@@ -205,72 +205,14 @@ def leaf(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device).requires_grad_(True)
 
 
-class _ObservedDot(torch.autograd.Function):
-    """``out[n] = A[rows[n]] . B[cols[n]]`` without materialising the gathered (n, k) matrices at
-    once: forward in chunks, backward as two sparse x dense products."""
-
-    @staticmethod
-    def forward(ctx, A, B, rows, cols, chunk):  # type: ignore[override]
-        out = torch.empty(rows.shape[0], dtype=A.dtype, device=A.device)
-        for s in range(0, rows.shape[0], chunk):
-            out[s : s + chunk] = (A[rows[s : s + chunk]] * B[cols[s : s + chunk]]).sum(1)
-        ctx.save_for_backward(A, B, rows, cols)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        A, B, rows, cols = ctx.saved_tensors
-        S = torch.sparse_coo_tensor(torch.stack([rows, cols]), g, (A.shape[0], B.shape[0]), check_invariants=False).coalesce()
-        gA = torch.sparse.mm(S, B) if ctx.needs_input_grad[0] else None
-        gB = torch.sparse.mm(S.t().coalesce(), A) if ctx.needs_input_grad[1] else None
-        return gA, gB, None, None, None
-
-
-class _ObservedDotCSR(torch.autograd.Function):
-    """``out[n] = A[rows[n]] . B[cols[n]]`` for entries in csr order (``rows`` non-decreasing).
-
-    Forward: one sampled dense x dense product at the entries (``torch.sparse.sampled_addmm``,
-    nnz * k multiply-adds instead of the rows(A) * rows(B) * k of the dense product); backward:
-    with ``S`` the sparse matrix of the incoming gradients at the entries, ``dA = S B`` and
-    ``dB = S^T A``, two sparse x dense products.
-    """
-
-    @staticmethod
-    def forward(ctx, A, B, crow, cols):  # type: ignore[override]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            pattern = torch.sparse_csr_tensor(
-                crow, cols, torch.zeros(cols.shape[0], dtype=A.dtype, device=A.device), size=(A.shape[0], B.shape[0])
-            )
-            out = torch.sparse.sampled_addmm(pattern, A, B.T, beta=0.0).values()
-        ctx.save_for_backward(A, B, crow, cols)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        A, B, crow, cols = ctx.saved_tensors
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            S = torch.sparse_csr_tensor(crow, cols, g.contiguous(), size=(A.shape[0], B.shape[0]))
-            gA = torch.sparse.mm(S, B) if ctx.needs_input_grad[0] else None
-            gB = torch.sparse.mm(S.t(), A) if ctx.needs_input_grad[1] else None
-        return gA, gB, None, None
-
-
 def observed_dot(A: torch.Tensor, B: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """Row-wise dot products ``A[rows] . B[cols]`` (the model evaluated at observed entries).
-
-    Entries in csr order (``rows`` non-decreasing, as :func:`entries` gives them, also after a
-    boolean selection) use :class:`_ObservedDotCSR`: sampled and sparse products, O(nnz * k)
-    work and O(nnz + (rows + cols) * k) memory (on ML-100K the forward took 10 ms against 46 ms for
-    the dense product ``A B^T`` and its gather, and AutoRec's fit 1.65x less CPU). Other orders are formed per entry in chunks with a sparse
-    backward.
-    """
-    if rows.numel() and bool((rows[1:] >= rows[:-1]).all()):
-        crow = torch.zeros(A.shape[0] + 1, dtype=torch.int64, device=rows.device)
-        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=A.shape[0]), 0)
-        return _ObservedDotCSR.apply(A, B, crow, cols)
-    return _ObservedDot.apply(A, B, rows, cols, 16384)
+    """Row-wise dot products ``A[rows] . B[cols]`` (the model evaluated at observed entries), in any
+    order: a sampled product forward and two sparse x dense products backward
+    (:func:`._sparse.observed_dot`), O(nnz * k) work and O(nnz + (rows + cols) * k) memory (on
+    ML-100K the forward took 10 ms against 46 ms for the dense product ``A B^T`` and its gather).
+    A model that evaluates the same entries every step builds their :class:`._sparse.PairPattern`
+    once and calls :func:`._sparse.observed_dot` with it."""
+    return _sparse.observed_dot(A, B, _sparse.PairPattern(rows, cols, A.shape[0], B.shape[0]))
 
 
 def entries(m: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -176,13 +176,12 @@ class Rprop(Optimizer):
             st["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["step_size"] = torch.full_like(grad, self.lr)
         prev, step_size = st["prev"], st["step_size"]
-        sign = grad.mul(prev).sign()
-        sign[sign.gt(0)] = self.etaplus
-        sign[sign.lt(0)] = self.etaminus
-        sign[sign.eq(0)] = 1
-        step_size.mul_(sign).clamp_(self.step_min, self.step_max)
-        grad = grad.clone(memory_format=torch.preserve_format)
-        grad[sign.eq(self.etaminus)] = 0
+        # torch.optim.Rprop's arithmetic, with torch.where / masked_fill in place of its boolean-mask
+        # assignments (each a nonzero() and a scatter): the same values, bitwise (tested)
+        sign = grad.mul(prev).sign_()
+        factor = torch.where(sign > 0, self.etaplus, torch.where(sign < 0, self.etaminus, 1.0))
+        step_size.mul_(factor).clamp_(self.step_min, self.step_max)
+        grad = grad.masked_fill(factor.eq(self.etaminus), 0)
         p.addcmul_(grad.sign(), step_size, value=-1)
         prev.copy_(grad)
 

@@ -58,7 +58,8 @@ import torch
 
 from ..config import check
 from ..interactions import Interactions
-from ._autoenc import TorchVictim, csr_to_torch, entries, init_uniform, leaf, observed_dot
+from ._autoenc import TorchVictim, csr_to_torch, entries, init_uniform, leaf
+from ._sparse import PairPattern, observed_dot, spmm
 from .base import VICTIMS
 
 
@@ -110,18 +111,21 @@ class AutoRec(TorchVictim):
     def _setup(self, data: Interactions) -> None:
         rt = data.matrix.T.tocsr()  # items x users; entries sorted by (item, user)
         self._rt = csr_to_torch(rt, self.device_)
+        self._rt_t = csr_to_torch(data.matrix, self.device_)  # its transpose, for the backward
         self._items, self._users_of, self._r = entries(rt, self.device_)
+        self._pattern = PairPattern(self._items, self._users_of, data.n_items, data.n_users)
 
     def _hidden(self) -> torch.Tensor:
         p = self.params_
-        return torch.sigmoid(self._rt @ p["V"] + p["mu"])
+        return torch.sigmoid(spmm(self._rt, self._rt_t, p["V"]) + p["mu"])
 
     def _objective(self, keep: torch.Tensor | None, reg_scale: float) -> torch.Tensor:
         p = self.params_
-        items, users, r = self._items, self._users_of, self._r
+        items, users, r, pattern = self._items, self._users_of, self._r, self._pattern
         if keep is not None:
             items, users, r = items[keep], users[keep], r[keep]
-        pred = observed_dot(self._hidden(), p["W"], items, users) + p["b"][users]
+            pattern = PairPattern(items, users, self._pattern.shape[0], self._pattern.shape[1])
+        pred = observed_dot(self._hidden(), p["W"], pattern) + p["b"][users]
         sse = torch.sum((r - pred) ** 2)
         return sse + reg_scale * 0.5 * self.config.reg * (p["W"].pow(2).sum() + p["V"].pow(2).sum())
 

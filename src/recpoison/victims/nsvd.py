@@ -46,7 +46,8 @@ import torch
 
 from ..config import check
 from ..interactions import Interactions
-from ._autoenc import TorchVictim, csr_to_torch, entries, init_normal, leaf, observed_dot
+from ._autoenc import TorchVictim, csr_to_torch, entries, init_normal, leaf
+from ._sparse import PairPattern, observed_dot, spmm
 from .base import VICTIMS
 
 
@@ -107,18 +108,22 @@ class NSVD(TorchVictim):
         }
 
     def _setup(self, data: Interactions) -> None:
-        self._norm = csr_to_torch(normalised_pattern(data.matrix), self.device_)
+        norm = normalised_pattern(data.matrix)
+        self._norm = csr_to_torch(norm, self.device_)
+        self._norm_t = csr_to_torch(norm.T.tocsr(), self.device_)  # its transpose, for the backward
         self._u, self._i, self._r = entries(data.matrix, self.device_)
+        self._pattern = PairPattern(self._u, self._i, data.n_users, data.n_items)
 
     def _user_vectors(self) -> torch.Tensor:
-        return self._norm @ self.params_["Y"]
+        return spmm(self._norm, self._norm_t, self.params_["Y"])
 
     def _objective(self, keep: torch.Tensor | None, reg_scale: float) -> torch.Tensor:
         p = self.params_
-        u, i, r = self._u, self._i, self._r
+        u, i, r, pattern = self._u, self._i, self._r, self._pattern
         if keep is not None:
             u, i, r = u[keep], i[keep], r[keep]
-        pred = self.mu_ + p["bu"][u] + p["bi"][i] + observed_dot(self._user_vectors(), p["Q"], u, i)
+            pattern = PairPattern(u, i, self._pattern.shape[0], self._pattern.shape[1])
+        pred = self.mu_ + p["bu"][u] + p["bi"][i] + observed_dot(self._user_vectors(), p["Q"], pattern)
         reg = sum(p[k].pow(2).sum() for k in ("bu", "bi", "Q", "Y"))
         return torch.sum((r - pred) ** 2) + reg_scale * self.config.reg * reg
 
