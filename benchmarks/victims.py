@@ -19,8 +19,9 @@ Times: ``fit`` is the wall-clock median over ``--repeat`` fits, ``cpu`` the medi
 process over the same fits (``time.process_time``: less sensitive to other jobs on a shared
 machine, but it counts every thread, so with two threads it can exceed the wall time),
 ``per epoch`` the fit's wall time divided by its epochs (ALS sweeps for mf / wrmf). Each
-``--threads`` value runs the whole table with ``torch.set_num_threads(n)`` (victims that train on
-one thread by design, see docs/victims.md, only score with more). The load average of the machine
+``--threads`` value runs the whole table with ``torch.set_num_threads(n)`` and the training loops on
+n threads (``recpoison.threads.set_training_threads(n)``, what ``recpoison run --threads n`` does;
+MF's ALS and WRMF stay on one thread, see docs/victims.md). The load average of the machine
 is printed before and after: other jobs slow every number down.
 
 ``--device cpu,cuda`` fits the torch victims on each device and prints the times side by side
@@ -55,6 +56,7 @@ from recpoison.errors import ConfigError
 from recpoison.metrics import loo_accuracy_from_topk
 from recpoison.seeding import derive_rng, derive_seed
 from recpoison.splits import leave_one_out
+from recpoison.threads import set_training_threads
 from recpoison.victims import VICTIMS, make
 
 TORCH_VICTIMS = ("autorec", "cdae", "gmf", "lightgcn", "mf", "ncf", "nsvd")
@@ -150,7 +152,8 @@ def matched(args) -> None:
     if args.no_process:
         return
     exe = os.path.join(os.path.dirname(sys.executable), "recpoison")
-    cmd = [exe, "run", "--victim", "lightgcn", "--attack", "random", "--attack-size", "0.01", "--seed", str(args.seed), "--json"]
+    cmd = [exe, "run", "--victim", "lightgcn", "--attack", "random", "--attack-size", "0.01", "--seed", str(args.seed), "--json",
+           "--threads", str(torch.get_num_threads())]
     cmd += [x for k, v in MATCHED.items() for x in ("--victim-param", f"{k}={v}")]
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     walls = []
@@ -213,6 +216,7 @@ def main() -> None:
               f"{len(split.test_users)} test users; repeat {args.repeat}")
     for n in threads:
         torch.set_num_threads(n)
+        set_training_threads(n)
         print(f"\n{n} torch thread(s):\n")
         if args.matched:
             matched(args)

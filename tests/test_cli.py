@@ -55,6 +55,7 @@ def test_table_output():
         (["--victim-param", "nonsense"], "NAME=VALUE"),
         (["--victim-param", "foo=1"], "unknown parameter"),
         (["--victim-param", "d=abc"], "must be int"),
+        (["--threads", "0"], "threads=0 must be a whole number >= 1"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_nonzero_exit(args, message):
@@ -69,3 +70,29 @@ def test_malformed_ratings_file(tmp_path):
     f.write_text("1,2,5\n1,3,4\n2,x,3,1,1\n")
     r = run("run", "--dataset", str(f))
     assert r.exit_code == 2 and "ratings.csv line 3" in r.output and "Traceback" not in r.output
+
+
+def test_threads_option_trains_on_that_many_threads_reproducibly_and_is_restored():
+    import torch
+
+    from recpoison.threads import training_thread_count
+    from recpoison.victims import _neural
+
+    seen = []
+    real = torch.set_num_threads
+
+    def spy(n):
+        seen.append(n)
+        real(n)
+
+    args = ("run", "--dataset", "synthetic", "--victim", "gmf", "--victim-param", "epochs=2", "--threads", "2", "--json")
+    _neural.torch.set_num_threads = spy
+    try:
+        a = json.loads(run(*args).output)
+    finally:
+        _neural.torch.set_num_threads = real
+    b = json.loads(run(*args).output)
+    assert 2 in seen and a["threads"] == 2  # the training loop asked for two threads, the result says so
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b  # reproducible for a fixed thread count
+    assert training_thread_count() == 1  # the default is back after the run

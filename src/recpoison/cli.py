@@ -217,10 +217,14 @@ def run_cmd(
     accuracy_threshold: Optional[float] = typer.Option(None, "--accuracy-threshold", help="Also report accuracy over the users whose held-out rating is at least this (seed 004 App. D), e.g. 4."),
     hr_definition: str = typer.Option("per-target", "--hr-definition", help="Target HR@K: per-target (mean over the targets, over the users who have not rated each) | any (seed 003: share of all normal users whose top-K holds any target)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table (null for undefined values)."),
+    threads: int = typer.Option(1, "--threads", help="Threads for training the torch models (default 1: results do not depend on the machine; 2 made fits 1.13-1.56x faster on an idle 2-core machine, docs/victims.md). Reproducible for a fixed count."),
 ) -> None:
     """Attack one victim on one data set and print target HR@K and accuracy before / after
     (and after detection, with --detector; with the defense, with --defense)."""
     from .pipeline import run_cell
+    from .threads import check_threads, use_training_threads
+
+    check_threads(threads)  # a bad count fails before any work
 
     if save_fakes is not None:
         _check_new_file(save_fakes, "--save-fakes")
@@ -248,8 +252,11 @@ def run_cmd(
         hr_definition=hr_definition,
     )
     t0 = time.perf_counter()
-    res, fakes = run_cell(spec, return_fakes=True)
+    with use_training_threads(threads):
+        res, fakes = run_cell(spec, return_fakes=True)
     res["seconds"]["total"] = round(time.perf_counter() - t0, 4)
+    if threads != 1:
+        res["threads"] = threads
     if save_fakes is not None:
         from .detect.labelled import write_profiles
         from .pipeline import load_data

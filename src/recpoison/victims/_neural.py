@@ -47,6 +47,7 @@ import torch
 
 from ..errors import ConfigError
 from ..interactions import Interactions
+from ..threads import training_thread_count
 from . import _optim
 from .base import Recommender, resolve_device
 
@@ -105,7 +106,8 @@ def sample_negatives(
 
 @contextmanager
 def training_threads(single: bool) -> Iterator[None]:
-    """Flush denormal floats to zero while training, on one intra-op thread when ``single``.
+    """Flush denormal floats to zero while training, on one intra-op thread when ``single`` (or
+    on :func:`recpoison.threads.training_thread_count` threads, when a run asked for more).
 
     Long BCE/Adam runs produce denormal gradients and moment estimates (confidently classified
     negatives). They made GMF epochs on ML-100K 2.5x slower by epoch 10. The flush flag is set
@@ -118,7 +120,7 @@ def training_threads(single: bool) -> Iterator[None]:
     n = torch.get_num_threads()
     torch.set_flush_denormal(True)
     if single:
-        torch.set_num_threads(1)
+        torch.set_num_threads(training_thread_count())
     try:
         yield
     finally:
