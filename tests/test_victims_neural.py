@@ -7,7 +7,7 @@ from recpoison.errors import ConfigError
 from recpoison.interactions import Interactions
 from recpoison.testing import VictimTests, planted_blocks
 from recpoison.victims import make
-from recpoison.victims._neural import positive_keys, sample_negatives
+from recpoison.victims._neural import SeenPairs, bce_instances, positive_keys, positive_pairs, sample_negatives
 from recpoison.victims.lightgcn import normalized_adjacency, propagate, to_torch_csr
 
 FAST = {
@@ -55,6 +55,28 @@ def test_sampling_is_deterministic_and_vectorised_over_users(planted):
     a = sample_negatives(keys, planted.n_items, users, np.random.default_rng(5))
     b = sample_negatives(keys, planted.n_items, users, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
+
+
+def test_bitmap_and_binary_search_give_the_same_negatives(planted):
+    m = planted.matrix
+    seen = SeenPairs.of(m)
+    assert seen.bitmap is not None and seen.bitmap.sum() == m.nnz
+    users = np.repeat(np.arange(planted.n_users), 30)
+    a = sample_negatives(seen, planted.n_items, users, np.random.default_rng(7))
+    b = sample_negatives(positive_keys(m), planted.n_items, users, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bce_instances_hold_each_positive_once_and_n_neg_unseen_negatives_per_positive(planted):
+    m = planted.matrix
+    u, i = positive_pairs(m)
+    cu, ci, cy = bce_instances(u, i, SeenPairs.of(m), planted.n_items, 4, np.random.default_rng(2))
+    assert cu.size == ci.size == cy.size == 5 * u.size and cy.dtype == np.float32
+    dense = m.toarray() != 0
+    assert dense[cu[cy == 1], ci[cy == 1]].all() and not dense[cu[cy == 0], ci[cy == 0]].any()
+    assert sorted(zip(cu[cy == 1], ci[cy == 1])) == sorted(zip(u, i))  # each positive exactly once
+    np.testing.assert_array_equal(np.bincount(cu[cy == 0], minlength=planted.n_users), 4 * np.bincount(u, minlength=planted.n_users))
+    assert not (np.diff(cy) == 0).all()  # shuffled, not positives then negatives
 
 
 # ---------------------------------------------------------------------- LightGCN propagation

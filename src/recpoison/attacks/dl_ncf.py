@@ -81,7 +81,7 @@ import scipy.sparse as sp
 import torch
 
 from ..config import check
-from ..victims._neural import positive_keys, sample_negatives, training_threads
+from ..victims._neural import SeenPairs, bce_instances, positive_pairs, training_threads
 from ..victims._optim import Adam
 from ..victims.ncf import neumf_bce_step_grads
 from .base import ATTACKS, Attack, non_targets
@@ -247,16 +247,8 @@ class DLNCFAttack(Attack):
             loss.backward()
             opt.step()
             return float(loss.detach())
-        keys = positive_keys(m)
-        u = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)).astype(np.int64)
-        i = m.indices.astype(np.int64)
-        nu = np.repeat(u, c.n_neg)
-        ni = sample_negatives(keys, m.shape[1], nu, rng)
-        uu = np.concatenate([u, nu])
-        ii = np.concatenate([i, ni])
-        yy = np.concatenate([np.ones(u.size, np.float32), np.zeros(nu.size, np.float32)])
-        order = rng.permutation(uu.size)
-        tu, ti, ty = (torch.from_numpy(a[order]) for a in (uu, ii, yy))
+        u, i = positive_pairs(m)
+        tu, ti, ty = (torch.from_numpy(a) for a in bce_instances(u, i, SeenPairs.of(m), m.shape[1], c.n_neg, rng))
         total = 0.0
         mlp = (model.Pm, model.Qm, list(model.W), list(model.B)) if model.with_mlp else (None, None, None, None)
         for s in range(0, tu.numel(), c.batch_size):

@@ -74,8 +74,41 @@ def positive_keys(m: sp.csr_matrix) -> np.ndarray:
     return keys  # csr with sorted indices: already sorted by (row, col)
 
 
+#: the largest ``n_users * n_items`` for which :class:`SeenPairs` keeps a bitmap (one byte per pair)
+BITMAP_MAX = 1 << 25
+
+
+class SeenPairs:
+    """The (user, item) pairs of a csr matrix, for testing many ``user * n_items + item`` keys at
+    once: a gather from a bitmap of all pairs where it fits in :data:`BITMAP_MAX` bytes (ML-100K: 1.6
+    MB; 0.5 ms for an epoch's 396,000 negatives of GMF against 21 ms of binary search), else a binary
+    search in the sorted keys (:func:`positive_keys`). Both give the same answers."""
+
+    def __init__(self, keys: np.ndarray, n_pairs: int | None = None) -> None:
+        """``keys``: sorted keys; ``n_pairs``: ``n_users * n_items`` (None: no bitmap)."""
+        self.keys = keys
+        self.bitmap = None
+        if n_pairs is not None and n_pairs <= BITMAP_MAX:
+            self.bitmap = np.zeros(n_pairs, dtype=bool)
+            self.bitmap[keys] = True
+
+    @classmethod
+    def of(cls, m: sp.csr_matrix) -> "SeenPairs":
+        return cls(positive_keys(m), m.shape[0] * m.shape[1])
+
+    @property
+    def size(self) -> int:
+        return int(self.keys.size)
+
+    def contains(self, k: np.ndarray) -> np.ndarray:
+        if self.bitmap is not None:
+            return self.bitmap[k]
+        pos = np.searchsorted(self.keys, k)
+        return self.keys[np.minimum(pos, self.keys.size - 1)] == k
+
+
 def sample_negatives(
-    keys: np.ndarray,
+    keys: "SeenPairs | np.ndarray",
     n_items: int,
     users: np.ndarray,
     rng: np.random.Generator,
@@ -83,25 +116,40 @@ def sample_negatives(
 ) -> np.ndarray:
     """One uniformly drawn non-interacted item per entry of ``users``.
 
-    ``keys``: sorted ``user * n_items + item`` keys of the interactions (from :func:`positive_keys`).
-    Draws all items at once, then re-draws only the ones that hit an interaction, for at most
-    ``max_rounds`` rounds (a user who interacted with almost every item could otherwise loop for
-    long; after that the remaining draws are kept as they are).
+    ``keys``: the interactions, as :class:`SeenPairs` or as the sorted ``user * n_items + item``
+    keys (from :func:`positive_keys`). Draws all items at once, then re-draws only the ones that hit
+    an interaction, for at most ``max_rounds`` rounds (a user who interacted with almost every item
+    could otherwise loop for long; after that the remaining draws are kept as they are).
     """
     users = np.asarray(users, dtype=np.int64)
     items = rng.integers(0, n_items, size=users.shape[0], dtype=np.int64)
     if keys.size == 0:
         return items
+    if not isinstance(keys, SeenPairs):
+        keys = SeenPairs(keys)
     todo = np.arange(users.shape[0])
     for _ in range(max_rounds):
         k = users[todo] * n_items + items[todo]
-        pos = np.searchsorted(keys, k)
-        hit = keys[np.minimum(pos, keys.size - 1)] == k
+        hit = keys.contains(k)
         todo = todo[hit]
         if todo.size == 0:
             break
         items[todo] = rng.integers(0, n_items, size=todo.size, dtype=np.int64)
     return items
+
+
+def bce_instances(
+    u: np.ndarray, i: np.ndarray, seen: "SeenPairs | np.ndarray", n_items: int, n_neg: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of NCF's BCE training instances (He et al. 2017, §3.1.1), shuffled: every positive
+    ``(u, i)`` and ``n_neg`` negatives per positive drawn by :func:`sample_negatives`, as (users,
+    items, float32 labels). The randomness: the negatives first, then one permutation."""
+    ii = np.concatenate([i, sample_negatives(seen, n_items, np.repeat(u, n_neg), rng)])
+    order = rng.permutation(ii.size)
+    # instance n is positive n for n < |u|, else a negative of positive (n - |u|) // n_neg
+    pos = order < u.size
+    src = np.where(pos, order, (order - u.size) // n_neg)
+    return np.take(u, src), np.take(ii, order), pos.astype(np.float32)
 
 
 @contextmanager
@@ -175,7 +223,7 @@ class NeuralVictim(Recommender):
         return _optim.Adam(self.module_.parameters(), lr=lr, weight_decay=wd)
 
     def _set_data(self, data: Interactions) -> None:
-        self.keys_ = positive_keys(data.matrix)
+        self.keys_ = SeenPairs.of(data.matrix)
         self.n_items_ = data.n_items
         self._prepare_graph(data)
 
@@ -192,11 +240,8 @@ class NeuralVictim(Recommender):
         self.module_.train()
         if self.loss_kind == "bce":
             n_neg = c.n_neg
-            uu = np.concatenate([u, np.repeat(u, n_neg)])
-            ii = np.concatenate([i, sample_negatives(self.keys_, self.n_items_, np.repeat(u, n_neg), rng)])
-            yy = np.concatenate([np.ones(u.size, np.float32), np.zeros(u.size * n_neg, np.float32)])
-            order = rng.permutation(uu.size)
-            cols = (uu[order], ii[order][:, None], yy[order][:, None])
+            cu, ci, cy = bce_instances(u, i, self.keys_, self.n_items_, n_neg, rng)
+            cols = (cu, ci[:, None], cy[:, None])
         else:
             j = sample_negatives(self.keys_, self.n_items_, u, rng)
             order = rng.permutation(u.size)
