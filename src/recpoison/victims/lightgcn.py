@@ -130,10 +130,23 @@ def propagate(A: torch.Tensor, E0: torch.Tensor, n_layers: int) -> torch.Tensor:
     return acc / (n_layers + 1)
 
 
+#: on the CPU, :func:`propagate_nograd` works through the embedding columns in blocks of this
+#: width (the propagation maps each column on its own): 32-column blocks made ML-100K's 2,625-node
+#: products 20-25% faster than all 64 columns at once, bitwise the same (docs/victims.md)
+COLUMN_BLOCK = 32
+
+
 def propagate_nograd(A: torch.Tensor, X: torch.Tensor, n_layers: int) -> torch.Tensor:
     """``propagate`` without autograd: ``(X + A (X + A (X + ...))) / (K + 1)`` (Horner's rule, one
-    fused ``X + A @ H`` product per layer). As ``A`` is symmetric, the same map is also the
-    gradient of ``propagate`` (``dL/dE0 = propagate(A, dL/dE, K)``)."""
+    fused ``X + A @ H`` product per layer), in column blocks on the CPU. As ``A`` is symmetric,
+    the same map is also the gradient of ``propagate`` (``dL/dE0 = propagate(A, dL/dE, K)``)."""
+    d = X.shape[1]
+    if X.device.type == "cpu" and n_layers and d > COLUMN_BLOCK * 3 // 2:
+        return torch.cat([_horner(A, X[:, j : j + COLUMN_BLOCK].contiguous(), n_layers) for j in range(0, d, COLUMN_BLOCK)], 1)
+    return _horner(A, X, n_layers)
+
+
+def _horner(A: torch.Tensor, X: torch.Tensor, n_layers: int) -> torch.Tensor:
     H = X
     for _ in range(n_layers):
         H = torch.addmm(X, A, H)
