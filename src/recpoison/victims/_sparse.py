@@ -10,6 +10,8 @@ multiply with the same pattern in every training step, so the transposed layout 
 from __future__ import annotations
 
 import warnings
+from functools import cached_property
+from typing import Callable
 
 import torch
 
@@ -34,12 +36,19 @@ def _crow(rows_sorted: torch.Tensor, n_rows: int) -> torch.Tensor:
 COLUMN_BLOCK = 64
 
 
+def by_column_blocks(f: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, width: int) -> torch.Tensor:
+    """``f(X)`` for a map ``f`` that treats each column of ``X`` on its own, computed on blocks of
+    ``width`` columns on the CPU when ``X`` is wider than 1.5 blocks (so that a block of a sparse
+    product's dense operand stays in cache); ``f(X)`` at once otherwise. Bitwise the same result."""
+    k = X.shape[1]
+    if X.device.type != "cpu" or k <= width * 3 // 2:
+        return f(X)
+    return torch.cat([f(X[:, j : j + width].contiguous()) for j in range(0, k, width)], 1)
+
+
 def mm(M: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """``M @ X`` for a sparse ``M`` and a dense ``X``, in column blocks of ``X`` on the CPU."""
-    k = X.shape[1]
-    if X.device.type != "cpu" or k <= COLUMN_BLOCK * 3 // 2:
-        return torch.sparse.mm(M, X)
-    return torch.cat([torch.sparse.mm(M, X[:, j : j + COLUMN_BLOCK].contiguous()) for j in range(0, k, COLUMN_BLOCK)], 1)
+    return by_column_blocks(lambda B: torch.sparse.mm(M, B), X, COLUMN_BLOCK)
 
 
 class PairPattern:
@@ -54,14 +63,28 @@ class PairPattern:
 
     def __init__(self, rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> None:
         self.shape = (int(n_rows), int(n_cols))
+        self.pairs = (rows, cols)
         key = rows * n_cols + cols
         self.order = None if key.numel() < 2 or bool((key[1:] >= key[:-1]).all()) else torch.argsort(key, stable=True)
         rs = rows if self.order is None else rows[self.order]
         self.cols = cols if self.order is None else cols[self.order]
         self.crow = _crow(rs, n_rows)
-        self.t_order = torch.argsort(cols * n_rows + rows, stable=True)
-        self.t_cols = rows[self.t_order]
-        self.t_crow = _crow(cols[self.t_order], n_cols)
+        self._selected: tuple[torch.Tensor, PairPattern] | None = None
+
+    @cached_property
+    def _transposed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(order, crow, cols) of the transpose, built on first use (a forward pass never needs it)."""
+        rows, cols = self.pairs
+        t_order = torch.argsort(cols * self.shape[0] + rows, stable=True)
+        return t_order, _crow(cols[t_order], self.shape[1]), rows[t_order]
+
+    def select(self, keep: torch.Tensor) -> "PairPattern":
+        """The pattern of the pairs where the boolean mask ``keep`` holds; the last one is kept, so a
+        loop that selects the same mask object every step builds it once."""
+        if self._selected is None or self._selected[0] is not keep:
+            rows, cols = self.pairs
+            self._selected = (keep, PairPattern(rows[keep], cols[keep], *self.shape))
+        return self._selected[1]
 
     def _sorted(self, v: torch.Tensor) -> torch.Tensor:
         return v if self.order is None else v[self.order]
@@ -70,7 +93,8 @@ class PairPattern:
         return csr(self.crow, self.cols, self._sorted(v).contiguous(), self.shape)
 
     def by_col(self, v: torch.Tensor) -> torch.Tensor:
-        return csr(self.t_crow, self.t_cols, v[self.t_order].contiguous(), (self.shape[1], self.shape[0]))
+        t_order, t_crow, t_cols = self._transposed
+        return csr(t_crow, t_cols, v[t_order].contiguous(), (self.shape[1], self.shape[0]))
 
     def dot(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         """``A[rows[n]] . B[cols[n]]`` for every pair, in the pairs' order."""

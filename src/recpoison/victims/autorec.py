@@ -124,7 +124,7 @@ class AutoRec(TorchVictim):
         items, users, r, pattern = self._items, self._users_of, self._r, self._pattern
         if keep is not None:
             items, users, r = items[keep], users[keep], r[keep]
-            pattern = PairPattern(items, users, self._pattern.shape[0], self._pattern.shape[1])
+            pattern = self._pattern.select(keep)
         pred = observed_dot(self._hidden(), p["W"], pattern) + p["b"][users]
         sse = torch.sum((r - pred) ** 2)
         return sse + reg_scale * 0.5 * self.config.reg * (p["W"].pow(2).sum() + p["V"].pow(2).sum())

@@ -45,6 +45,7 @@ import torch
 from ..config import check
 from ..interactions import Interactions
 from ._neural import NeuralVictim, normal_
+from ._sparse import by_column_blocks
 from .base import VICTIMS
 
 
@@ -140,17 +141,16 @@ def propagate_nograd(A: torch.Tensor, X: torch.Tensor, n_layers: int) -> torch.T
     """``propagate`` without autograd: ``(X + A (X + A (X + ...))) / (K + 1)`` (Horner's rule, one
     fused ``X + A @ H`` product per layer), in column blocks on the CPU. As ``A`` is symmetric,
     the same map is also the gradient of ``propagate`` (``dL/dE0 = propagate(A, dL/dE, K)``)."""
-    d = X.shape[1]
-    if X.device.type == "cpu" and n_layers and d > COLUMN_BLOCK * 3 // 2:
-        return torch.cat([_horner(A, X[:, j : j + COLUMN_BLOCK].contiguous(), n_layers) for j in range(0, d, COLUMN_BLOCK)], 1)
-    return _horner(A, X, n_layers)
+    if not n_layers:
+        return X.clone()
+    return by_column_blocks(lambda B: _horner(A, B, n_layers), X, COLUMN_BLOCK)
 
 
 def _horner(A: torch.Tensor, X: torch.Tensor, n_layers: int) -> torch.Tensor:
     H = X
     for _ in range(n_layers):
         H = torch.addmm(X, A, H)
-    return H * (1.0 / (n_layers + 1)) if n_layers else H.clone()
+    return H * (1.0 / (n_layers + 1))
 
 
 class _LightGCNModule(torch.nn.Module):

@@ -122,7 +122,7 @@ class NSVD(TorchVictim):
         u, i, r, pattern = self._u, self._i, self._r, self._pattern
         if keep is not None:
             u, i, r = u[keep], i[keep], r[keep]
-            pattern = PairPattern(u, i, self._pattern.shape[0], self._pattern.shape[1])
+            pattern = self._pattern.select(keep)
         pred = self.mu_ + p["bu"][u] + p["bi"][i] + observed_dot(self._user_vectors(), p["Q"], pattern)
         reg = sum(p[k].pow(2).sum() for k in ("bu", "bi", "Q", "Y"))
         return torch.sum((r - pred) ** 2) + reg_scale * self.config.reg * reg
