@@ -24,7 +24,10 @@ from recpoison.victims.lightgcn import propagate, propagate_nograd
         (lambda p: _optim.Adam(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3, fused=True)),
         (lambda p: _optim.Adam(p, lr=1e-2, weight_decay=1e-3, fused=False), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3, foreach=False)),
         (lambda p: _optim.Adam(p, lr=1e-3, fused=False), lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False)),
-        (lambda p: _optim.Adagrad(p, lr=0.3, eps=1.0), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1.0)),
+        (lambda p: _optim.Adagrad(p, lr=0.3, eps=1.0), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1.0, fused=True)),
+        (lambda p: _optim.Adagrad(p, lr=0.3, eps=1.0, fused=False), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1.0)),
+        (lambda p: _optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1, fused=True)),
+        (lambda p: _optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1, fused=False), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1)),
         (lambda p: _optim.Rprop(p, lr=1e-2), lambda p: torch.optim.Rprop(p, lr=1e-2)),
         (lambda p: _optim.SGD(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=1e-2)),
     ],
@@ -93,7 +96,14 @@ def test_lightgcn_hand_written_bpr_gradient_equals_autograd(reg):
     np.testing.assert_allclose(cap.grad.numpy(), E0.grad.numpy(), atol=1e-7, rtol=1e-4)
 
 
-def test_gmf_hand_written_bce_gradient_equals_autograd():
+@pytest.mark.parametrize("path", ["compiled", "torch"])
+def test_gmf_hand_written_bce_gradient_equals_autograd(path, monkeypatch):
+    from recpoison.victims import _kernels
+
+    if path == "torch":  # the GPU path, run on the CPU
+        monkeypatch.setattr(_kernels, "gmf_bce_step", lambda: None)
+    else:
+        assert _kernels.gmf_bce_step() is not None  # numba is a dependency: the compiled loop runs
     data = planted_blocks(seed=4)
     model = make("gmf", d=8, epochs=1, seed=0).fit(data)
     rng = np.random.default_rng(1)
@@ -219,3 +229,48 @@ def test_pair_pattern_products_equal_the_dense_reference_with_repeated_and_unsor
     M, Mt = p.by_row(v), p.by_col(v)
     (spmm(M, Mt, Z) * Y).sum().backward()
     np.testing.assert_allclose(Z.grad.numpy(), (dense.T @ Y).numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("corruption", [0.0, 0.2])
+def test_cdae_hand_written_gradient_equals_autograd(corruption):
+    """CDAE's ``_step`` (gradient written out) against autograd on ``_batch_objective``, with the
+    same random draws (the generator restarted from the same state)."""
+    data = planted_blocks(seed=4)
+    model = make("cdae", factors=6, epochs=2, corruption=corruption, reg=0.05, seed=0).fit(data)
+    p = model.params_
+    users = np.array([3, 0, 7, 5, 11])
+    gen = torch.Generator().manual_seed(9)
+
+    class Capture:
+        def step(self):
+            self.grads = {k: v.grad.clone() for k, v in p.items()}
+
+    cap = Capture()
+    before = {k: v.detach().clone() for k, v in p.items()}
+    loss_fast = model._step(model._Y, users, cap, gen)
+    assert all(torch.equal(p[k].detach(), before[k]) for k in p)
+    for v in p.values():
+        v.grad = None
+    loss = model._batch_objective(model._Y, users, torch.Generator().manual_seed(9))
+    loss.backward()
+    np.testing.assert_allclose(loss_fast, float(loss.detach()), rtol=1e-5)
+    for k, v in p.items():
+        np.testing.assert_allclose(cap.grads[k].numpy(), v.grad.numpy(), atol=1e-7, rtol=1e-4, err_msg=k)
+    rest = np.setdiff1d(np.arange(data.n_users), users)
+    assert not cap.grads["V"][rest].any() and cap.grads["V"][users].abs().sum(1).gt(0).all()
+
+
+def test_bce_instances_compiled_equal_the_numpy_reference(monkeypatch):
+    """The compiled negative test and instance assembly give the instances of the numpy code, bitwise."""
+    from recpoison.victims import _kernels, _neural
+
+    data = planted_blocks(seed=1)
+    u, i = _neural.positive_pairs(data.matrix)
+    seen = _neural.SeenPairs.of(data.matrix)
+    fast = _neural.bce_instances(u, i, seen, data.n_items, 4, np.random.default_rng(3))
+    monkeypatch.setattr(_kernels, "seen_hits", lambda: None)
+    monkeypatch.setattr(_kernels, "bce_assemble", lambda: None)
+    slow = _neural.bce_instances(u, i, seen, data.n_items, 4, np.random.default_rng(3))
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert fast[2].sum() == u.size and fast[0].size == 5 * u.size

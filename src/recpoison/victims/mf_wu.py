@@ -97,13 +97,7 @@ class TFAdagrad(_optim.Adagrad):
     torch.optim.Adagrad's arithmetic with ``initial_accumulator_value=init`` and ``eps=0``."""
 
     def __init__(self, params, lr: float, init: float = 0.1):
-        super().__init__(params, lr=lr, eps=0.0)
-        self.init = float(init)
-
-    def _update(self, p, grad, st):
-        if not st:
-            st["sum"] = torch.full_like(p, self.init, memory_format=torch.preserve_format)
-        super()._update(p, grad, st)
+        super().__init__(params, lr=lr, eps=0.0, initial_accumulator_value=init)
 
 
 def wu_loss(pu: torch.Tensor, qi: torch.Tensor, t: torch.Tensor, reg: float) -> torch.Tensor:
