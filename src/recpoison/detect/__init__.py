@@ -1,12 +1,12 @@
 """Fake-user detectors behind one protocol (see :mod:`recpoison.detect.base`).
 
-Every public module of this package registers detectors; they are imported here.
+Every public module of this package registers detectors; a module is imported when one of its names is first used (:func:`~recpoison.registry.declare_submodules`).
 """
 
-from ..registry import import_submodules
+from ..registry import declare_submodules
 from .base import DETECTORS, Detector
 
-import_submodules(__name__, __path__)
+declare_submodules(DETECTORS, __name__, __path__)
 
 make = DETECTORS.make
 
