@@ -274,3 +274,28 @@ def test_bce_instances_compiled_equal_the_numpy_reference(monkeypatch):
     for a, b in zip(fast, slow):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert fast[2].sum() == u.size and fast[0].size == 5 * u.size
+
+
+def test_cdae_draws_follow_eq5_and_the_negative_sampling():
+    """CDAE's batch draws: the corrupted input keeps each observed entry with probability 1 - q,
+    scaled by 1/(1 - q), and is 0 elsewhere; sampled negatives never hit an observed item and number
+    NS |O_u| per user in expectation."""
+    data = planted_blocks(seed=4)
+    q, ns = 0.3, 2
+    model = make("cdae", factors=4, epochs=1, corruption=q, negatives=ns, seed=0).fit(data)
+    Y = model._Y
+    users = np.arange(data.n_users)
+    gen = torch.Generator().manual_seed(3)
+    kept, negs = [], []
+    for _ in range(200):
+        y, y_in, neg = model._draw(Y, users, gen)
+        assert torch.equal(y, torch.from_numpy(Y.toarray()))
+        assert not y_in[y == 0].any() and not neg[y == 1].any()
+        vals = y_in[y == 1]
+        assert bool(((vals == 0) | torch.isclose(vals, torch.tensor(1 / (1 - q)))).all())
+        kept.append(float((vals > 0).float().mean()))
+        negs.append(neg.sum(1).numpy())
+    assert abs(np.mean(kept) - (1 - q)) < 0.01
+    n_pos = np.diff(Y.indptr)
+    expected = np.minimum(ns * n_pos, Y.shape[1] - n_pos)
+    np.testing.assert_allclose(np.mean(negs, axis=0), expected, rtol=0.1, atol=0.3)

