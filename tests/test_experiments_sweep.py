@@ -3,7 +3,6 @@ a local Ray instance started by the test (skipped without Ray), report."""
 
 import json
 import sqlite3
-import textwrap
 
 import numpy as np
 import pytest

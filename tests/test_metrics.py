@@ -6,7 +6,6 @@ from recpoison.interactions import Interactions
 from recpoison.metrics import (
     any_hit_ratio_from_topk,
     detection_rates,
-    hit_ratio_from_topk,
     loo_accuracy_from_topk,
     target_hit_ratio,
 )

@@ -100,7 +100,7 @@ def edge_influence(
 
 
 def _phi_block(X, Y, R: sp.csr_matrix, reg: float, targets: np.ndarray, n_normal: int) -> np.ndarray:
-    Xt, Yt = _t(X), _t(Y)
+    Yt = _t(Y)
     rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
     cols = R.indices
     res = R.data - np.einsum("nd,nd->n", X[rows], Y[cols])  # r_kj - x_k^T y_j

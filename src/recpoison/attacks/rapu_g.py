@@ -125,7 +125,6 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..config import check

@@ -146,7 +146,7 @@ def sweep(
 
 
 def report(run_dir: Path, out_dir: Path | None = None, out: Console | None = None) -> int:
-    from .report import make_report, to_markdown
+    from .report import make_report
 
     out = out or Console()
     rep = make_report(run_dir, out_dir)
