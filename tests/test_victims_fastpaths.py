@@ -29,6 +29,8 @@ from recpoison.victims.lightgcn import propagate, propagate_nograd
         (lambda p: _optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1, fused=True)),
         (lambda p: _optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1, fused=False), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=0.0, initial_accumulator_value=0.1)),
         (lambda p: _optim.Rprop(p, lr=1e-2), lambda p: torch.optim.Rprop(p, lr=1e-2)),
+        (lambda p: _optim.Rprop(p, lr=1e-2, fused=False), lambda p: torch.optim.Rprop(p, lr=1e-2)),
+        (lambda p: _optim.Rprop(p, lr=0.3, etas=(0.4, 1.5), step_sizes=(1e-3, 0.5)), lambda p: torch.optim.Rprop(p, lr=0.3, etas=(0.4, 1.5), step_sizes=(1e-3, 0.5))),
         (lambda p: _optim.SGD(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=1e-2)),
     ],
 )

@@ -91,6 +91,30 @@ def gmf_bce_step() -> Callable[..., tuple[float, float]] | None:
     return _compiled(_gmf_bce_step)
 
 
+def _rprop_update(p, g, prev, step, etaminus, etaplus, smin, smax):  # pragma: no cover - compiled
+    one = np.float32(1.0)
+    for e in range(p.shape[0]):
+        ge = g[e]
+        s = ge * prev[e]
+        f = etaplus if s > 0 else (etaminus if s < 0 else one)
+        st = min(max(step[e] * f, smin), smax)
+        step[e] = st
+        if f == etaminus:
+            ge = np.float32(0.0)
+        sg = np.float32(1.0) if ge > 0 else (np.float32(-1.0) if ge < 0 else np.float32(0.0))
+        p[e] = p[e] + (-sg) * st
+        prev[e] = ge
+
+
+@lru_cache(maxsize=None)
+def rprop_update() -> Callable[..., None] | None:
+    """``f(p, g, prev, step, etaminus, etaplus, smin, smax)``: one Rprop update of the flat float32
+    arrays ``p`` (parameters), ``prev`` (previous gradient) and ``step`` (step sizes) with the
+    gradient ``g``, in one pass; the arithmetic of ``torch.optim.Rprop`` element by element (float32
+    constants), bitwise its result (tested). None without numba."""
+    return _compiled(_rprop_update)
+
+
 def _seen_hits(users, items, todo, n_items, bitmap, out):  # pragma: no cover - compiled
     m = 0
     for t in todo:
