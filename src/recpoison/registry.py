@@ -110,7 +110,7 @@ def declare_submodules(registry: Registry[Any], package_name: str, package_path)
     """Declare the names that each public module of a component package registers, without
     importing it: the module is imported when one of its names is first used (``entry``, ``make``,
     iteration). So a run imports the victim, attack, defense and detector it uses, not every module
-    of every family (torch among them: 2.5 s of every ``recpoison run``, docs/victims.md).
+    of every family (torch among them: about 3 s of every ``recpoison run`` here, docs/victims.md).
 
     The names come from the modules' source: every ``.register("name"`` call with a literal name
     (a regular expression; nothing is evaluated). A module with a ``.register(`` call whose name is

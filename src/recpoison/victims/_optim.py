@@ -21,6 +21,8 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from . import _kernels
+
 
 class Optimizer:
     """Base: holds the parameter list and per-parameter state."""
@@ -45,6 +47,23 @@ class Optimizer:
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, st: dict) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def _fused_begin(self, init):
+        """Common start of a step by one of torch's fused kernels: the parameters that have a
+        gradient, their gradients, their states (``init(p)`` gives a new one, with a float32 step
+        counter ``step_t`` on the parameter's device added) and their step counters, incremented.
+        None when no parameter has a gradient."""
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not idx:
+            return None
+        for i in idx:
+            if not self.state[i]:
+                p = self.params[i]
+                self.state[i] = {"step_t": torch.zeros((), dtype=torch.float32, device=p.device), **init(p)}
+        states = [self.state[i] for i in idx]
+        steps = [st["step_t"] for st in states]
+        torch._foreach_add_(steps, 1)
+        return [self.params[i] for i in idx], [self.params[i].grad for i in idx], states, steps
 
 
 class Adam(Optimizer):
@@ -72,23 +91,18 @@ class Adam(Optimizer):
         self._foreach_step()
 
     def _fused_step(self) -> None:
-        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not idx:
+        def init(p):
+            z = torch.zeros_like(p, memory_format=torch.preserve_format)
+            return {"exp_avg": z, "exp_avg_sq": z.clone()}
+
+        started = self._fused_begin(init)
+        if started is None:
             return
-        for i in idx:
-            st = self.state[i]
-            if not st:
-                p = self.params[i]
-                st["step_t"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        states = [self.state[i] for i in idx]
-        steps = [st["step_t"] for st in states]
-        torch._foreach_add_(steps, 1)
+        params, grads, states, steps = started
         torch._fused_adam_(
-            [self.params[i] for i in idx], [self.params[i].grad for i in idx], [st["exp_avg"] for st in states],
-            [st["exp_avg_sq"] for st in states], [], steps, lr=self.lr, beta1=self.beta1, beta2=self.beta2,
-            weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+            params, grads, [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states], [], steps,
+            lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=self.weight_decay, eps=self.eps,
+            amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
 
     def _foreach_step(self) -> None:
         """All parameters with a gradient in one pass of multi-tensor (``torch._foreach_*``) ops
@@ -167,21 +181,15 @@ class Adagrad(Optimizer):
         if not self.fused:
             super().step()
             return
-        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not idx:
+        started = self._fused_begin(
+            lambda p: {"sum": torch.full_like(p, self.init, memory_format=torch.preserve_format)}
+        )
+        if started is None:
             return
-        for i in idx:
-            st = self.state[i]
-            if not st:
-                p = self.params[i]
-                st["step_t"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                st["sum"] = torch.full_like(p, self.init, memory_format=torch.preserve_format)
-        states = [self.state[i] for i in idx]
-        steps = [st["step_t"] for st in states]
-        torch._foreach_add_(steps, 1)
+        params, grads, states, steps = started
         torch._fused_adagrad_(
-            [self.params[i] for i in idx], [self.params[i].grad for i in idx], [st["sum"] for st in states], steps,
-            lr=self.lr, lr_decay=0.0, weight_decay=0.0, eps=self.eps, maximize=False, grad_scale=None, found_inf=None)
+            params, grads, [st["sum"] for st in states], steps, lr=self.lr, lr_decay=0.0, weight_decay=0.0,
+            eps=self.eps, maximize=False, grad_scale=None, found_inf=None)
 
     def _update(self, p, grad, st):
         if not st:
@@ -211,8 +219,6 @@ class Rprop(Optimizer):
             st["step_size"] = torch.full_like(grad, self.lr)
         prev, step_size = st["prev"], st["step_size"]
         if self.fused and _flat_cpu_float32(p, grad, prev, step_size):
-            from . import _kernels
-
             kernel = _kernels.rprop_update()
             if kernel is not None:
                 f32 = np.float32
